@@ -1,0 +1,62 @@
+# Every target runs through uv against the one workspace lock.
+UV ?= uv
+RUN := $(UV) run --frozen
+PYTEST := $(RUN) pytest
+SERVICES := gateway generation_worker pet_api report_worker replicate_mock
+
+.PHONY: help install up down logs run migrate user test test-core test-e2e $(addprefix test-,$(SERVICES)) \
+        lint fmt bench
+
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+
+install: ## create .venv from uv.lock (all workspace packages and dev tools)
+	$(UV) sync --frozen --all-packages
+
+up: ## build the image and start every container (needs Docker)
+	docker compose up --build -d
+
+down: ## stop the containers (volumes are kept)
+	docker compose down
+
+logs: ## follow the containers' logs
+	docker compose logs -f
+
+run: install ## run every service as a local process (Ctrl-C stops all)
+	$(RUN) python -m core.cli create-database
+	$(RUN) alembic upgrade head
+	$(RUN) honcho -f deploy/Procfile -e .env.local start
+
+migrate: ## create the database if missing and apply every migration
+	$(RUN) python -m core.cli create-database
+	$(RUN) alembic upgrade head
+
+user: ## create a user: make user USERNAME=alice PASSWORD=secret123
+	$(RUN) python -m core.cli create-user $(if $(USERNAME),--username $(USERNAME)) $(if $(PASSWORD),--password $(PASSWORD))
+
+lint: ## ruff (format check + lint), mypy --strict on libs/core, hadolint, compose validation
+	$(RUN) ruff format --check .
+	$(RUN) ruff check .
+	$(RUN) mypy libs/core/src
+	$(RUN) mypy services/*/src
+	$(RUN) hadolint deploy/Dockerfile
+	./deploy/dclint.sh
+
+fmt: ## format and auto-fix
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+test: lint ## lint, then every test
+	$(PYTEST) libs services tests
+
+test-core: ## tests of libs/core
+	$(PYTEST) libs/core/tests
+
+$(addprefix test-,$(SERVICES)): test-%:
+	$(PYTEST) services/$*/tests
+
+test-e2e: ## cross-service end-to-end tests (real processes)
+	$(PYTEST) tests
+
+bench: ## benchmarks; prints tables (see bench/README.md)
+	$(RUN) python -m bench

@@ -1,0 +1,1 @@
+"""Pydantic request/response/message models shared by APIs and workers."""

@@ -1,0 +1,64 @@
+"""Settings read once from the environment (and `.env`).
+
+Each service subclasses the base it needs; every field is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "dev-only-change-me-0123456789abcdef"  # placeholder, refused outside dev
+
+
+class BaseServiceSettings(BaseSettings):
+    """What every process needs: where it runs and how it logs."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    environment: Literal["dev", "test", "production"] = "dev"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DatabaseSettings(BaseServiceSettings):
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/app"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+
+
+class AuthSettings(DatabaseSettings):
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    access_token_ttl_seconds: int = Field(default=3600, ge=60)
+    first_user_username: str | None = None
+    first_user_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> AuthSettings:
+        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            if self.environment == "production":
+                raise ValueError("JWT_SECRET must be set to a real secret in production")
+            warnings.warn("JWT_SECRET is the development placeholder", stacklevel=2)
+        return self
+
+
+class BrokerSettings(BaseServiceSettings):
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    # Retries middleware: exponential backoff with jitter between these bounds. Keep max well
+    # under RabbitMQ's consumer_timeout (30 min): delayed messages wait unacked in memory.
+    retry_max_retries: int = Field(default=5, ge=0, le=100)
+    retry_min_backoff_ms: int = Field(default=1_000, ge=1)
+    retry_max_backoff_ms: int = Field(default=300_000, ge=1, le=1_500_000)
+    actor_time_limit_ms: int = Field(default=600_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _backoff_bounds(self) -> BrokerSettings:
+        if self.retry_min_backoff_ms > self.retry_max_backoff_ms:
+            raise ValueError("RETRY_MIN_BACKOFF_MS must not exceed RETRY_MAX_BACKOFF_MS")
+        return self
