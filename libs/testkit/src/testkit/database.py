@@ -12,7 +12,9 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def _admin_dsn() -> str:

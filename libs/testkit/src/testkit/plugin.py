@@ -45,3 +45,7 @@ async def db(session_db: Database) -> Database:
     """The session's database with every table emptied before the test."""
     await truncate_all(session_db)
     return session_db
+
+
+from testkit.rabbit import broker_url  # noqa: E402,F401
+from testkit.s3 import moto_s3  # noqa: E402,F401

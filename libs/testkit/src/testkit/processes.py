@@ -100,7 +100,9 @@ def run_process(
 
 
 @contextmanager
-def run_uvicorn(app: str, env: Mapping[str, str], port: int | None = None) -> Iterator[ServiceProcess]:
+def run_uvicorn(
+    app: str, env: Mapping[str, str], port: int | None = None
+) -> Iterator[ServiceProcess]:
     """Serve an ASGI app factory (`pkg.app:create_app`) with uvicorn on a free port."""
     port = port or free_port()
     args = ["-m", "uvicorn", "--factory", app, "--host", "127.0.0.1", "--port", str(port)]

@@ -1,7 +1,17 @@
 """Table models. Importing this package registers every table on SQLModel.metadata."""
 
 from core.models.base import metadata
+from core.models.job import TERMINAL_STATUSES, Job, JobEvent, JobMedia, JobStatus
 from core.models.pet import Pet
 from core.models.user import User
 
-__all__ = ["Pet", "User", "metadata"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Job",
+    "JobEvent",
+    "JobMedia",
+    "JobStatus",
+    "Pet",
+    "User",
+    "metadata",
+]

@@ -1,0 +1,24 @@
+"""`python -m gateway`: serve the API with uvicorn on GATEWAY_HOST:GATEWAY_PORT."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    settings = GatewaySettings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        access_log=False,
+        log_config=None,  # keep core's JSON logging
+        proxy_headers=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Gateway API: wires settings, database, broker publisher, storage and the sweeper together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from core.auth import auth_router
+from core.db import create_database
+from core.logging import configure_logging
+from core.messaging import Publisher, create_broker
+from core.storage import create_storage
+from core.web import install_common
+from gateway.routes import generate, jobs, media
+from gateway.settings import GatewaySettings
+from gateway.sweeper import run_sweeper
+
+DESCRIPTION = """
+Queue image generation jobs and follow them to the end.
+
+1. `POST /auth/token` (form fields `username`, `password`) for a bearer token.
+2. `POST /generate` with a prompt: **202** with the job id and its status URL.
+3. `GET /status/{job_id}` until `status` is `succeeded`, `failed` or `canceled`.
+4. `GET /media/{job_id}/{index}` for each file.
+
+A 202 means the job is stored durably: it reaches a terminal state even if the broker or a
+worker fails meanwhile. Jobs are private to their caller.
+"""
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    configure_logging("gateway", settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = create_database(settings, application_name="gateway")
+        publisher = Publisher(create_broker(settings, set_global=False))
+        storage = create_storage(settings)
+        app.state.db, app.state.publisher, app.state.storage = db, publisher, storage
+        sweeper = asyncio.create_task(run_sweeper(db, publisher, settings), name="sweeper")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await publisher.aclose()
+            await storage.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Media gateway",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_common(app)
+    app.include_router(auth_router)
+    app.include_router(generate.router)
+    app.include_router(jobs.router)
+    app.include_router(media.router)
+    return app

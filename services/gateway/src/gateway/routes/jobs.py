@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from core.auth import AUTH_RESPONSES, CurrentUser
+from core.models import Job, JobMedia, JobStatus
+from core.pagination import InvalidCursor, decode_cursor, encode_cursor
+from core.schemas.errors import ErrorResponse
+from core.schemas.generation import JobPage, JobPublic, JobSummary, MediaPublic
+from core.web import SessionDep
+from gateway.jobs import JobNotCancelable, cancel_job, get_job, list_jobs
+
+router = APIRouter(tags=["jobs"])
+
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such job for this caller"}}
+
+
+def job_not_found(job_id: uuid.UUID) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Job {job_id} not found")
+
+
+def to_public(request: Request, job: Job, media: list[JobMedia]) -> JobPublic:
+    return JobPublic(
+        id=job.id,
+        status=JobStatus(job.status),
+        prompt=job.prompt,
+        model=job.model,
+        params=job.params,
+        attempts=job.attempts,
+        last_error=job.last_error,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        media=[
+            MediaPublic(
+                index=m.index,
+                url=str(request.url_for("get_media", job_id=job.id, index=m.index)),
+                content_type=m.content_type,
+                size_bytes=m.size_bytes,
+                sha256=m.sha256,
+            )
+            for m in media
+        ],
+    )
+
+
+@router.get(
+    "/status/{job_id}",
+    response_model=JobPublic,
+    summary="A job's status, attempts, last error and, once succeeded, its media",
+    responses={**AUTH_RESPONSES, **NOT_FOUND},
+)
+async def get_status(
+    job_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep
+) -> JobPublic:
+    found = await get_job(session=session, job_id=job_id, owner_id=user.id)
+    if found is None:
+        raise job_not_found(job_id)
+    return to_public(request, *found)
+
+
+@router.get(
+    "/jobs",
+    response_model=JobPage,
+    summary="Your jobs, newest first",
+    responses={**AUTH_RESPONSES, 422: {"model": ErrorResponse, "description": "Bad query"}},
+)
+async def get_jobs(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> JobPage:
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+    jobs = await list_jobs(
+        session=session, owner_id=user.id, status=status_filter, limit=limit + 1, after=after
+    )
+    page, more = jobs[:limit], len(jobs) > limit
+    return JobPage(
+        items=[
+            JobSummary(
+                id=j.id,
+                status=JobStatus(j.status),
+                prompt=j.prompt,
+                model=j.model,
+                attempts=j.attempts,
+                created_at=j.created_at,
+                finished_at=j.finished_at,
+                status_url=str(request.url_for("get_status", job_id=j.id)),
+            )
+            for j in page
+        ],
+        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
+    )
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobPublic,
+    summary="Cancel a queued or running job",
+    responses={
+        **AUTH_RESPONSES,
+        **NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "The job already finished"},
+    },
+)
+async def cancel(
+    job_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep
+) -> JobPublic:
+    try:
+        if not await cancel_job(session=session, job_id=job_id, owner_id=user.id):
+            raise job_not_found(job_id)
+    except JobNotCancelable as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"Job {job_id} already {exc.status}"
+        ) from None
+    found = await get_job(session=session, job_id=job_id, owner_id=user.id)
+    assert found is not None
+    return to_public(request, *found)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlmodel import select
+from starlette.background import BackgroundTask
+
+from core.auth import AUTH_RESPONSES, CurrentUser
+from core.models import Job, JobMedia
+from core.schemas.errors import ErrorResponse
+from core.storage import MediaNotFound, StorageUnavailable
+from core.web import SessionDep
+from gateway.deps import SettingsDep, StorageDep
+
+router = APIRouter(tags=["media"])
+
+
+@router.get(
+    "/media/{job_id}/{index}",
+    summary="Download one generated file (or a redirect to a presigned S3 URL)",
+    response_class=Response,
+    responses={
+        **AUTH_RESPONSES,
+        200: {"content": {"image/*": {}}, "description": "The file"},
+        307: {"description": "Redirect to a short-lived presigned URL"},
+        404: {"model": ErrorResponse, "description": "No such job or file for this caller"},
+        503: {"model": ErrorResponse, "description": "Storage unavailable"},
+    },
+)
+async def get_media(
+    job_id: uuid.UUID,
+    index: Annotated[int, Path(ge=0, le=99)],
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> Response:
+    media = (
+        await session.exec(
+            select(JobMedia)
+            .join(Job, Job.id == JobMedia.job_id)  # type: ignore[arg-type]
+            .where(JobMedia.job_id == job_id, JobMedia.index == index, Job.owner_id == user.id)
+        )
+    ).first()
+    if media is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No file {index} for job {job_id}")
+    await session.close()  # release the DB connection before a long download
+    try:
+        if settings.gateway_media_redirect:
+            url = await storage.presigned_url(media.storage_key, settings.s3_presign_expiry_seconds)
+            if url is not None:
+                return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+        stream = await storage.open_stream(media.storage_key)
+    except MediaNotFound:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"File {index} of job {job_id} is missing"
+        ) from None
+    except StorageUnavailable:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="Storage is unavailable; try again shortly"
+        ) from None
+    return StreamingResponse(
+        stream.chunks,
+        background=BackgroundTask(stream.aclose),  # release the connection on early disconnect
+        media_type=media.content_type,
+        headers={
+            "Content-Length": str(stream.size),
+            "ETag": f'"{media.sha256}"',
+            "Cache-Control": "private, max-age=31536000, immutable",
+        },
+    )

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from core.settings import AuthSettings, BrokerSettings
+from core.storage import StorageSettings
+
+
+class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    gateway_default_model: str = "black-forest-labs/flux-schnell"
+    # Models callers may ask for (comma-separated); all take flux-schnell-style params.
+    gateway_allowed_models: str = "black-forest-labs/flux-schnell"
+    # Seconds POST /generate waits for RabbitMQ's confirm before answering anyway (the job is
+    # already durable; the sweeper publishes it later).
+    gateway_publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Sweeper: how often it scans, how long an unconfirmed job may wait before it is published,
+    # and how long a queued/running job may sit untouched before its message is sent again.
+    gateway_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    gateway_unpublished_grace_seconds: float = Field(default=5.0, ge=0)
+    gateway_stale_job_seconds: float = Field(default=900.0, gt=0)
+    # GET /media: redirect to a presigned S3 URL instead of streaming through the gateway.
+    gateway_media_redirect: bool = False
+
+    @property
+    def allowed_models(self) -> frozenset[str]:
+        return frozenset(m.strip() for m in self.gateway_allowed_models.split(",") if m.strip())
