@@ -25,7 +25,7 @@ logs: ## follow the containers' logs
 run: install ## run every service as a local process (Ctrl-C stops all)
 	$(RUN) python -m core.cli create-database
 	$(RUN) alembic upgrade head
-	$(RUN) honcho -f deploy/Procfile -e .env.local start
+	$(RUN) honcho start -f deploy/Procfile -d . $(if $(wildcard .env),-e .env)
 
 migrate: ## create the database if missing and apply every migration
 	$(RUN) python -m core.cli create-database

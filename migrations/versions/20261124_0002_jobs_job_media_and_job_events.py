@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('owner_id', 'idempotency_key', name='uq_jobs_owner_idempotency_key')
     )
     op.create_index('ix_jobs_owner_created_at_id', 'jobs', ['owner_id', 'created_at', 'id'], unique=False)
+    op.create_index('uq_jobs_prediction_id', 'jobs', ['prediction_id'], unique=True, postgresql_where='prediction_id IS NOT NULL')
     op.create_index('ix_jobs_unfinished_updated_at', 'jobs', ['updated_at'], unique=False, postgresql_where="status IN ('queued', 'running')")
     op.create_table('job_events',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -81,6 +82,7 @@ def downgrade() -> None:
     op.drop_index('ix_job_events_job_id_id', table_name='job_events')
     op.drop_table('job_events')
     op.drop_index('ix_jobs_unfinished_updated_at', table_name='jobs', postgresql_where="status IN ('queued', 'running')")
+    op.drop_index('uq_jobs_prediction_id', table_name='jobs', postgresql_where='prediction_id IS NOT NULL')
     op.drop_index('ix_jobs_owner_created_at_id', table_name='jobs')
     op.drop_table('jobs')
     # ### end Alembic commands ###

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -88,7 +88,7 @@ async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> 
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
-AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing, invalid or expired bearer token"},
     403: {"model": ErrorResponse, "description": "The user is disabled"},
 }

@@ -12,7 +12,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from core.db import create_database
-from core.settings import AuthSettings, DatabaseSettings
+from core.settings import DatabaseSettings
 from core.users import ensure_user
 
 
@@ -36,8 +36,7 @@ async def create_database_if_missing(database_url: str) -> bool:
 
 
 async def _create_user(username: str, password: str) -> bool:
-    settings = AuthSettings()
-    db = create_database(settings, application_name="core-cli")
+    db = create_database(DatabaseSettings(), application_name="core-cli")
     try:
         async with db.session() as session:
             return await ensure_user(session=session, username=username, password=password)

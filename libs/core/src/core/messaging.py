@@ -6,6 +6,10 @@ worker's code. The middleware list is explicit, so every behaviour we rely on is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import anyio.to_thread
@@ -72,3 +76,48 @@ def build_message(
 async def publish(broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
     """Enqueue without blocking the event loop: pika's BlockingConnection runs in a thread."""
     await anyio.to_thread.run_sync(broker.enqueue, message)
+
+
+# --- contracts -----------------------------------------------------------------------------
+# The gateway and the sweeper send this message; the generation worker defines the actor.
+GENERATION_QUEUE = "generation"
+GENERATE_ACTOR = "generate_media"
+STEP_START = "start"  # first delivery of a job, or a re-publish by the sweeper
+STEP_POLL = "poll"  # check a running prediction again
+
+
+def generate_message(job_id: str, step: str = STEP_START, polls: int = 0) -> dramatiq.Message[Any]:
+    """Args: the job id, the step, and how many polls came before (it spaces the next one)."""
+    return build_message(
+        queue_name=GENERATION_QUEUE, actor_name=GENERATE_ACTOR, args=(job_id, step, polls)
+    )
+
+
+class Publisher:
+    """Publishes from one dedicated thread: pika connections are blocking and thread-local, so a
+    single thread keeps one connection and the event loop never waits on the broker."""
+
+    def __init__(self, broker: dramatiq.Broker) -> None:
+        self.broker = broker
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publisher")
+
+    async def send(
+        self,
+        message: dramatiq.Message[Any],
+        *,
+        delay_ms: int | None = None,
+        timeout: float = 10,  # noqa: ASYNC109
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(
+            self._executor, functools.partial(self.broker.enqueue, message, delay=delay_ms)
+        )
+        await asyncio.wait_for(future, timeout)
+
+    async def aclose(self) -> None:
+        """Close the broker's connections from the thread that owns them, then the thread."""
+        loop = asyncio.get_running_loop()
+        # Closing a dead connection must not fail shutdown.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(loop.run_in_executor(self._executor, self.broker.close), 5)
+        self._executor.shutdown(wait=False, cancel_futures=True)

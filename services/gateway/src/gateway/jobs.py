@@ -150,7 +150,7 @@ async def cancel_job(*, session: AsyncSession, job_id: uuid.UUID, owner_id: uuid
             col(Job.status).in_([JobStatus.queued.value, JobStatus.running.value]),
         )
         .values(status=JobStatus.canceled.value, finished_at=func.now(), updated_at=func.now())
-        .returning(Job.status)  # type: ignore[arg-type]
+        .returning(col(Job.status))
     )
     if result.first() is not None:
         session.add(

@@ -51,6 +51,14 @@ class Job(SQLModel, table=True):
         ),
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
         Index("ix_jobs_owner_created_at_id", "owner_id", "created_at", "id"),
+        # One prediction belongs to one job: recovery of a lost create can never adopt another
+        # job's prediction, even when both sent the same input.
+        Index(
+            "uq_jobs_prediction_id",
+            "prediction_id",
+            unique=True,
+            postgresql_where="prediction_id IS NOT NULL",
+        ),
         # The sweeper's scan: only non-terminal jobs, oldest first.
         Index(
             "ix_jobs_unfinished_updated_at",

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
@@ -15,7 +15,9 @@ from gateway.jobs import JobNotCancelable, cancel_job, get_job, list_jobs
 
 router = APIRouter(tags=["jobs"])
 
-NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such job for this caller"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such job for this caller"}
+}
 
 
 def job_not_found(job_id: uuid.UUID) -> HTTPException:

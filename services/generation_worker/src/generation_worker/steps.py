@@ -1,0 +1,209 @@
+"""The job state machine: each call moves one job one step and says what should happen next.
+
+A step never waits for a prediction to finish: it returns Poll(delay) and the actor schedules
+a delayed message, so a worker thread is held only for the few milliseconds of real work and
+one process keeps hundreds of predictions in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from dramatiq.common import compute_backoff
+
+from core.models import Job, JobStatus
+from core.replicate import (
+    CreateOutcomeUnknown,
+    PermanentError,
+    Prediction,
+    PredictionFailed,
+    TransientError,
+)
+from core.storage import StorageUnavailable, media_key
+from generation_worker.context import WorkerContext
+from generation_worker.download import OutputRejected, TransientDownloadError, download_image
+from generation_worker.repo import MediaRow
+
+log = logging.getLogger(__name__)
+
+# A create whose answer was lost is looked for among predictions made since shortly before it.
+CLOCK_SKEW = timedelta(minutes=2)
+
+TRANSIENT = (TransientError, StorageUnavailable, TransientDownloadError, httpx.TransportError)
+PERMANENT = (PermanentError, PredictionFailed, OutputRejected)
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    delay_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    delay_seconds: float
+    error: str
+
+
+Outcome = Done | Poll | RetryLater
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def backoff_seconds(ctx: WorkerContext, attempt: int, retry_after: float | None) -> float:
+    """dramatiq's own formula (min * 2**n with jitter, capped), never sooner than Retry-After."""
+    _, delay_ms = compute_backoff(
+        max(attempt - 1, 0),
+        factor=ctx.settings.retry_min_backoff_ms,
+        max_backoff=ctx.settings.retry_max_backoff_ms,
+    )
+    return max(delay_ms / 1000, retry_after or 0.0)
+
+
+def poll_delay(ctx: WorkerContext, polls: int) -> float:
+    base = ctx.settings.generation_poll_interval_seconds
+    return float(min(base * 1.5**polls, ctx.settings.generation_poll_max_interval_seconds))
+
+
+def prediction_input(job: Job) -> dict[str, Any]:
+    return {"prompt": job.prompt, **job.params}
+
+
+async def advance(
+    ctx: WorkerContext, job_id: uuid.UUID, *, is_retry: bool, polls: int = 0, is_poll: bool = False
+) -> Outcome:
+    job = await ctx.jobs.load(job_id)
+    if job is None:
+        log.warning("job not found; dropping its message", extra={"job_id": str(job_id)})
+        return Done()
+    status = JobStatus(job.status)
+    if status is JobStatus.canceled and job.prediction_id and is_poll:
+        await _cancel_quietly(ctx, job.prediction_id)
+    if status.is_terminal:
+        return Done()  # redelivery or a late poll: harmless
+
+    attempt = job.attempts
+    if not is_poll or is_retry:
+        started = await ctx.jobs.begin_attempt(job_id)
+        if started is None:
+            return Done()
+        attempt = started
+    try:
+        prediction = await _ensure_prediction(ctx, job)
+        if prediction is None:
+            return Done()
+        if not prediction.is_terminal:
+            await ctx.jobs.touch(job_id)
+            return Poll(poll_delay(ctx, polls))
+        if prediction.status != "succeeded":
+            raise PredictionFailed(prediction)
+        media = await _deliver(ctx, job, prediction)
+        if not await ctx.jobs.mark_succeeded(job_id, media):
+            log.info("job finished elsewhere before delivery", extra={"job_id": str(job_id)})
+        return Done()
+    except PERMANENT as exc:
+        await ctx.jobs.mark_failed(job_id, describe(exc))
+        log.info("job failed permanently: %s", describe(exc), extra={"job_id": str(job_id)})
+        return Done()
+    except TRANSIENT as exc:
+        error = describe(exc)
+        if attempt >= ctx.settings.generation_max_attempts:
+            await ctx.jobs.mark_failed(job_id, f"gave up after {attempt} attempts: {error}")
+            log.warning(
+                "job failed after %d attempts: %s", attempt, error, extra={"job_id": str(job_id)}
+            )
+            return Done()
+        await ctx.jobs.record_error(job_id, error, attempt)
+        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+        delay = backoff_seconds(ctx, attempt, retry_after)
+        log.info(
+            "transient failure, retrying in %.2fs: %s",
+            delay,
+            error,
+            extra={"job_id": str(job_id), "attempt": attempt},
+        )
+        return RetryLater(delay, error)
+
+
+async def _ensure_prediction(ctx: WorkerContext, job: Job) -> Prediction | None:
+    """The job's prediction: the saved one, the one a lost create made, or a new one.
+
+    A create is POSTed only when no earlier create for this job can have made a prediction:
+    after one was attempted (create_requested_at is set), the predictions made since then are
+    searched for this job's exact input first (the gateway gives each job its own seed unless
+    the caller fixed one), skipping predictions another job already owns.
+    """
+    if job.prediction_id is not None:
+        return await ctx.replicate.get_prediction(job.prediction_id)
+    wanted = prediction_input(job)
+    if job.create_requested_at is not None:
+        since = job.create_requested_at - CLOCK_SKEW
+        async for candidate in ctx.replicate.list_predictions(created_after=since):
+            if (
+                candidate.input == wanted
+                and candidate.model == job.model
+                and not await ctx.jobs.prediction_claimed(candidate.id)
+            ):
+                if await ctx.jobs.mark_running(job.id, candidate.id, "recovered"):
+                    return candidate
+                return None  # canceled meanwhile
+    if not await ctx.jobs.note_create_requested(job.id):
+        return None
+    try:
+        prediction = await ctx.replicate.create_prediction(model=job.model, input=wanted)
+    except CreateOutcomeUnknown:
+        raise  # transient: the next attempt searches before posting again
+    if not await ctx.jobs.mark_running(job.id, prediction.id, "created"):
+        await _cancel_quietly(ctx, prediction.id)  # the job was canceled while we created it
+        return None
+    return prediction
+
+
+async def _deliver(ctx: WorkerContext, job: Job, prediction: Prediction) -> list[MediaRow]:
+    urls = prediction.output_urls()
+    if not urls:
+        raise OutputRejected("the prediction succeeded but returned no output")
+    headers = {"Authorization": f"Bearer {ctx.settings.replicate_api_token.get_secret_value()}"}
+
+    async def one(index: int, url: str) -> MediaRow:
+        image = await download_image(
+            ctx.downloads,
+            url,
+            allowed_hosts=ctx.settings.allowed_output_hosts,
+            max_bytes=ctx.settings.generation_max_output_bytes,
+            headers=headers,
+        )
+        storage = await ctx.ready_storage()
+        stored = await storage.put(
+            media_key(job.id, index, image.extension), image.data, image.content_type
+        )
+        return MediaRow(
+            index=index,
+            storage_key=stored.key,
+            content_type=stored.content_type,
+            size_bytes=stored.size,
+            sha256=stored.sha256,
+            source_url=url,
+        )
+
+    return list(await asyncio.gather(*(one(i, url) for i, url in enumerate(urls))))
+
+
+async def _cancel_quietly(ctx: WorkerContext, prediction_id: str) -> None:
+    try:
+        await ctx.replicate.cancel_prediction(prediction_id)
+    except Exception as exc:  # best effort: the job is already canceled on our side
+        log.info("could not cancel prediction %s: %s", prediction_id, describe(exc))

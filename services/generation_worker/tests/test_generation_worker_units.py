@@ -1,0 +1,71 @@
+"""Pure logic: output host allow-list, image sniffing, backoff and poll spacing."""
+
+from __future__ import annotations
+
+import pytest
+
+from generation_worker.download import host_allowed, sniff_image
+from generation_worker.settings import WorkerSettings
+from generation_worker.steps import backoff_seconds, poll_delay
+
+ALLOWED = ("127.0.0.1", "replicate.delivery", "*.replicate.delivery")
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://replicate.delivery/xezq/abc/out-0.webp", True),
+        ("https://pbxt.replicate.delivery/abc/out-0.png", True),
+        ("http://127.0.0.1:8002/files/x/out-0.png", True),
+        ("https://evil.example.com/out-0.png", False),
+        ("https://replicate.delivery.evil.com/out-0.png", False),
+        ("https://notreplicate.delivery/out-0.png", False),
+        ("ftp://replicate.delivery/out-0.png", False),
+        ("file:///etc/passwd", False),
+        ("data:image/png;base64,AAAA", False),
+        ("http://169.254.169.254/latest/meta-data", False),
+    ],
+)
+def test_only_allowed_hosts_pass(url: str, ok: bool) -> None:
+    assert host_allowed(url, ALLOWED) is ok
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"\x89PNG\r\n\x1a\n....", "image/png"),
+        (b"\xff\xd8\xff\xe0....", "image/jpeg"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (b"GIF89a....", "image/gif"),
+        (b"<html>not an image</html>", None),
+        (b"", None),
+    ],
+)
+def test_sniff_image(data: bytes, kind: str | None) -> None:
+    assert sniff_image(data) == kind
+
+
+class _Ctx:
+    def __init__(self, **overrides: object) -> None:
+        self.settings = WorkerSettings(**overrides)  # type: ignore[arg-type]
+
+
+def test_backoff_grows_exponentially_within_bounds() -> None:
+    ctx = _Ctx(retry_min_backoff_ms=100, retry_max_backoff_ms=10_000)
+    for attempt in range(1, 6):
+        low = 0.1 * 2 ** (attempt - 1)
+        for _ in range(50):
+            delay = backoff_seconds(ctx, attempt, None)  # type: ignore[arg-type]
+            assert low <= delay <= min(2 * low, 10.0)
+
+
+def test_backoff_is_capped_and_honours_retry_after() -> None:
+    ctx = _Ctx(retry_min_backoff_ms=100, retry_max_backoff_ms=1_000)
+    assert all(backoff_seconds(ctx, 20, None) <= 1.0 for _ in range(50))  # type: ignore[arg-type]
+    assert backoff_seconds(ctx, 1, 7.0) == 7.0  # type: ignore[arg-type]
+
+
+def test_polls_slow_down_to_the_cap() -> None:
+    ctx = _Ctx(generation_poll_interval_seconds=1, generation_poll_max_interval_seconds=4)
+    delays = [poll_delay(ctx, n) for n in range(6)]  # type: ignore[arg-type]
+    assert delays == [1.0, 1.5, 2.25, 3.375, 4.0, 4.0]
