@@ -15,7 +15,14 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Record attributes that are not user context; uvicorn's color_message duplicates msg with
+# terminal escape codes.
+_RESERVED = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

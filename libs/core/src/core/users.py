@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import User
@@ -13,6 +13,8 @@ USERNAME_MAX = 64
 
 
 async def get_user_by_username(*, session: AsyncSession, username: str) -> User | None:
+    if "\x00" in username:  # PostgreSQL text cannot hold NUL, so no such user exists
+        return None
     result = await session.exec(select(User).where(User.username == username))
     return result.first()
 
@@ -28,9 +30,9 @@ async def ensure_user(*, session: AsyncSession, username: str, password: str) ->
         insert(User)
         .values(username=username, hashed_password=hashed, is_active=True)
         .on_conflict_do_nothing(index_elements=["username"])
-        .returning(User.id)  # type: ignore[arg-type]
+        .returning(col(User.id))
     )
-    created = (await session.execute(stmt)).first() is not None
+    created = (await session.exec(stmt)).first() is not None
     await session.commit()
     return created
 

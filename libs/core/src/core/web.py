@@ -136,7 +136,13 @@ def install_common(app: FastAPI) -> None:
     """Error handlers, request ids and health routes, identical in every API."""
     # Specific classes go through Starlette's ExceptionMiddleware, which answers without
     # re-raising; the bare Exception handler is the last resort for bugs.
-    for kind in (DBAPIError, PoolTimeoutError, OSError, asyncio.TimeoutError, asyncpg.PostgresError):
+    for kind in (
+        DBAPIError,
+        PoolTimeoutError,
+        OSError,
+        asyncio.TimeoutError,
+        asyncpg.PostgresError,
+    ):
         app.add_exception_handler(kind, _unhandled)
     app.add_exception_handler(Exception, _unhandled)
     app.add_middleware(RequestIdMiddleware)

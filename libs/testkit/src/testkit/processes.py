@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -45,6 +46,13 @@ class ServiceProcess:
     def signal(self, sig: int) -> None:
         self.popen.send_signal(sig)
 
+    def kill_group(self) -> None:
+        """SIGKILL the process and every child it forked (e.g. dramatiq's worker processes),
+        as when a container is killed."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
     def kill(self) -> None:
         if self.popen.poll() is None:
             self.popen.kill()
@@ -56,8 +64,9 @@ class ServiceProcess:
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(10)
+                self.kill_group()
+        with contextlib.suppress(ProcessLookupError):  # no orphaned children left behind
+            os.killpg(self.popen.pid, signal.SIGKILL)
         return self.popen.returncode
 
 
@@ -89,6 +98,7 @@ def run_process(
             env={**os.environ, **env},
             stdout=out_f,
             stderr=err_f,
+            start_new_session=True,  # its own process group, so kill_group() reaches children
         )
     proc = ServiceProcess(popen, out, err, base_url=None)
     try:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 PET_NAME_MAX = 100
 
@@ -23,8 +31,18 @@ class PetType(StrEnum):
     other = "other"
 
 
+def no_control_chars(value: str) -> str:
+    """Refuse NUL (PostgreSQL cannot store it) and other control characters (tabs, newlines
+    and the like only break listings and reports)."""
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 PetName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PET_NAME_MAX)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=PET_NAME_MAX),
+    AfterValidator(no_control_chars),
 ]
 
 

@@ -1,0 +1,69 @@
+"""The pet API's FastAPI app: `uvicorn --factory pet_api.app:create_app` or `python -m pet_api`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from core.auth import auth_router
+from core.db import create_database
+from core.logging import configure_logging
+from core.web import install_common
+from pet_api.first_user import ensure_first_user
+from pet_api.routes import router as pets_router
+from pet_api.settings import PetApiSettings
+
+SERVICE = "pet_api"
+
+DESCRIPTION = """
+A directory of pets.
+
+* **Reads** (`GET /pets`, `GET /pets/{id}`) are public unless `PET_API_READS_REQUIRE_AUTH` is set.
+* **Writes** need a bearer token: `POST /auth/token` with a username and password
+  (form fields, OAuth2 password flow), then send `Authorization: Bearer <access_token>`.
+  The **Authorize** button above does this for you.
+* Lists are keyset-paginated, oldest first: pass the `next_cursor` of one page as
+  `?cursor=` to get the next; it is `null` on the last page.
+* Every error is JSON with a `detail`: 401/403 for auth, 404 for an unknown pet,
+  422 for invalid input, 503 while the database is unreachable.
+"""
+
+TAGS = [
+    {"name": "pets", "description": "Create, list, read, replace, change and delete pets."},
+    {"name": "auth", "description": "Exchange a username and password for a bearer token."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def create_app(settings: PetApiSettings | None = None, *, json_logs: bool = True) -> FastAPI:
+    """Build the app. Tests pass settings and json_logs=False (pytest owns logging there)."""
+    settings = settings or PetApiSettings()
+    if json_logs:
+        configure_logging(SERVICE, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The asyncpg pool belongs to this (the serving) event loop.
+        db = create_database(settings, application_name=SERVICE)
+        app.state.db = db
+        try:
+            await ensure_first_user(db=db, settings=settings)
+            yield
+        finally:
+            await db.dispose()
+
+    app = FastAPI(
+        title="Pet API",
+        version="1.0.0",
+        summary="CRUD for pets, with JWT-protected writes",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_common(app)
+    app.include_router(auth_router)
+    app.include_router(pets_router)
+    return app

@@ -1,0 +1,29 @@
+"""Request dependencies: settings and the read-access policy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from core.auth import OptionalUser, unauthorized
+from core.models import User
+from core.web import settings_of
+from pet_api.settings import PetApiSettings
+
+
+def _settings(request: Request) -> PetApiSettings:
+    return settings_of(request, PetApiSettings)
+
+
+SettingsDep = Annotated[PetApiSettings, Depends(_settings)]
+
+
+async def read_access(settings: SettingsDep, user: OptionalUser) -> User | None:
+    """Reads are public unless PET_API_READS_REQUIRE_AUTH; a bad token is refused either way."""
+    if user is None and settings.pet_api_reads_require_auth:
+        raise unauthorized("Not authenticated: send 'Authorization: Bearer <token>'")
+    return user
+
+
+ReadAccess = Annotated[User | None, Depends(read_access)]

@@ -1,0 +1,161 @@
+"""HTTP routes for /pets: validation and status codes here, persistence in pet_api.pets."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from pydantic import AfterValidator, BeforeValidator
+
+from core.auth import AUTH_RESPONSES, CurrentUser
+from core.pagination import InvalidCursor
+from core.schemas.errors import ErrorResponse
+from core.schemas.pets import (
+    PET_NAME_MAX,
+    PetCreate,
+    PetPage,
+    PetPublic,
+    PetType,
+    PetUpdate,
+    no_control_chars,
+)
+from core.web import SessionDep
+from pet_api import pets
+from pet_api.deps import ReadAccess
+
+router = APIRouter(prefix="/pets", tags=["pets"])
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+PetTypeFilter = Annotated[
+    PetType | None,
+    BeforeValidator(_lower),
+    Query(description="Only pets of this type: " + ", ".join(PetType)),
+]
+NameFilter = Annotated[
+    str | None,
+    AfterValidator(lambda v: v if v is None else no_control_chars(v)),
+    Query(
+        min_length=1,
+        max_length=PET_NAME_MAX,
+        description="Case-insensitive substring of the name ('%' and '_' match literally)",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size, 1-100")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=200, description="The next_cursor of the previous page; omit for the first"),
+]
+
+Responses = dict[int | str, dict[str, Any]]
+# Documented error bodies; 401/403 apply to reads only with a token or when reads are private.
+RESPONSES: Responses = {
+    **AUTH_RESPONSES,
+    422: {"model": ErrorResponse, "description": "Invalid input; `detail` says what and why"},
+    503: {"model": ErrorResponse, "description": "Database unreachable; retry shortly"},
+}
+WITH_404: Responses = {
+    **RESPONSES,
+    404: {"model": ErrorResponse, "description": "No pet with that id"},
+}
+
+
+def _not_found(pet_id: uuid.UUID) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Pet {pet_id} not found")
+
+
+@router.post(
+    "",
+    response_model=PetPublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a pet",
+    responses=RESPONSES,
+)
+async def create_pet(
+    data: PetCreate, session: SessionDep, user: CurrentUser, response: Response
+) -> PetPublic:
+    pet = await pets.create_pet(session=session, data=data)
+    response.headers["Location"] = router.url_path_for("get_pet", pet_id=str(pet.id))
+    return PetPublic.model_validate(pet)
+
+
+@router.get(
+    "",
+    response_model=PetPage,
+    summary="List pets, oldest first, a page at a time",
+    responses=RESPONSES,
+)
+async def list_pets(
+    session: SessionDep,
+    user: ReadAccess,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    pet_type: PetTypeFilter = None,
+    name: NameFilter = None,
+) -> PetPage:
+    try:
+        return await pets.list_pets(
+            session=session, limit=limit, cursor=cursor, pet_type=pet_type, name=name
+        )
+    except InvalidCursor as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+
+
+@router.get(
+    "/{pet_id}",
+    response_model=PetPublic,
+    summary="Get one pet",
+    responses=WITH_404,
+)
+async def get_pet(pet_id: uuid.UUID, session: SessionDep, user: ReadAccess) -> PetPublic:
+    pet = await pets.get_pet(session=session, pet_id=pet_id)
+    if pet is None:
+        raise _not_found(pet_id)
+    return PetPublic.model_validate(pet)
+
+
+@router.put(
+    "/{pet_id}",
+    response_model=PetPublic,
+    summary="Replace a pet (every field)",
+    responses=WITH_404,
+)
+async def replace_pet(
+    pet_id: uuid.UUID, data: PetCreate, session: SessionDep, user: CurrentUser
+) -> PetPublic:
+    pet = await pets.replace_pet(session=session, pet_id=pet_id, data=data)
+    if pet is None:
+        raise _not_found(pet_id)
+    return PetPublic.model_validate(pet)
+
+
+@router.patch(
+    "/{pet_id}",
+    response_model=PetPublic,
+    summary="Change some fields of a pet",
+    responses=WITH_404,
+)
+async def update_pet(
+    pet_id: uuid.UUID, data: PetUpdate, session: SessionDep, user: CurrentUser
+) -> PetPublic:
+    pet = await pets.update_pet(session=session, pet_id=pet_id, data=data)
+    if pet is None:
+        raise _not_found(pet_id)
+    return PetPublic.model_validate(pet)
+
+
+@router.delete(
+    "/{pet_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    response_model=None,
+    summary="Delete a pet",
+    responses=WITH_404,
+)
+async def delete_pet(pet_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> None:
+    if not await pets.delete_pet(session=session, pet_id=pet_id):
+        raise _not_found(pet_id)
