@@ -22,10 +22,14 @@ down: ## stop the containers (volumes are kept)
 logs: ## follow the containers' logs
 	docker compose logs -f
 
-run: install ## run every service as a local process (Ctrl-C stops all)
+run: install .env ## run every service as a local process (Ctrl-C stops all)
 	$(RUN) python -m core.cli create-database
 	$(RUN) alembic upgrade head
-	$(RUN) honcho start -f deploy/Procfile -d . $(if $(wildcard .env),-e .env)
+	$(RUN) honcho start -f deploy/Procfile -d . -e .env
+
+.env: ## first run: local settings from the documented defaults
+	cp .env.example .env
+	@echo "created .env from .env.example; edit it to change any setting"
 
 migrate: ## create the database if missing and apply every migration
 	$(RUN) python -m core.cli create-database

@@ -19,8 +19,9 @@ class WorkerSettings(DatabaseSettings, BrokerSettings, StorageSettings, Replicat
     )
     generation_max_output_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     generation_download_timeout_seconds: float = Field(default=60.0, gt=0)
-    # dramatiq worker shape for `python -m generation_worker`.
-    generation_processes: int = Field(default=1, ge=1, le=64)
+    # Worker threads in one `python -m generation_worker` process: how many steps run at once.
+    # Steps are short (no thread waits on a prediction), so a few threads keep hundreds of
+    # predictions in flight. Scale further with more processes.
     generation_threads: int = Field(default=16, ge=1, le=256)
 
     @property
