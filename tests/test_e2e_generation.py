@@ -102,3 +102,18 @@ async def test_broker_down_at_post_time_the_job_still_completes(
                 proxy.up()  # the broker is back: the sweeper publishes the job
                 status = wait_for_status(http, job_id, {"succeeded", "failed"})
     assert status["status"] == "succeeded", status["last_error"]
+
+
+async def test_permanent_failure_is_shown_by_status(
+    db: Database, mock_url: str, start_gateway: Starter, start_worker: Starter
+) -> None:
+    mock_call(mock_url, "POST", "/_mock/faults", json={"next": {"create": ["fail"]}})
+    with start_gateway() as gateway, start_worker():
+        http = await login(db, gateway.base_url)
+        job_id = http.post("/generate", json={"prompt": "a cursed prompt"}).json()["job_id"]
+        status = wait_for_status(http, job_id, {"succeeded", "failed"})
+    assert status["status"] == "failed"
+    assert status["attempts"] == 1  # permanent: not retried
+    assert "injected fault" in status["last_error"]
+    assert status["finished_at"] is not None
+    assert status["media"] == []

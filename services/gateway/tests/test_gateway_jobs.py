@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 from sqlalchemy import update
@@ -119,3 +121,47 @@ async def test_media_is_streamed_to_its_owner(
     assert (await client.get(f"/media/{job_id}/0", headers=bob)).status_code == 404
     assert (await client.get(f"/media/{job_id}/1", headers=alice)).status_code == 404
     assert (await client.get(f"/media/{job_id}/0")).status_code == 401
+
+
+async def test_media_redirects_to_a_presigned_s3_url(
+    make_settings: Callable[..., GatewaySettings],
+    db: Database,
+    moto_s3: Any,
+) -> None:
+    from gateway.app import create_app
+
+    from .conftest import token_for  # type: ignore[import-not-found]
+
+    settings = make_settings(
+        gateway_media_redirect=True,
+        **{k.lower(): v for k, v in moto_s3.env(moto_s3.new_bucket()).items()},
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
+            alice = await token_for(http, db, "alice")
+            [job_id] = await make_jobs(http, alice, 1)
+            image = b"\x89PNG\r\n\x1a\n" + b"s3-pixels" * 100
+            storage = create_storage(settings)
+            await storage.ensure_ready()
+            stored = await storage.put(media_key(uuid.UUID(job_id), 0, "png"), image, "image/png")
+            await storage.close()
+            async with db.session() as session:
+                session.add(
+                    JobMedia(
+                        job_id=uuid.UUID(job_id),
+                        index=0,
+                        storage_key=stored.key,
+                        content_type="image/png",
+                        size_bytes=stored.size,
+                        sha256=stored.sha256,
+                        source_url="http://127.0.0.1:8002/files/x/out-0.png",
+                    )
+                )
+                await session.commit()
+            response = await http.get(f"/media/{job_id}/0", headers=alice)
+    assert response.status_code == 307
+    presigned = httpx.get(response.headers["location"])
+    assert presigned.status_code == 200
+    assert presigned.content == image
