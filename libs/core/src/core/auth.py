@@ -50,7 +50,7 @@ def unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers=_BEARER)
 
 
-def _auth_settings(request: Request) -> AuthSettings:
+async def _auth_settings(request: Request) -> AuthSettings:
     return settings_of(request, AuthSettings)
 
 

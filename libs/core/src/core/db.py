@@ -40,7 +40,7 @@ def create_database(settings: DatabaseSettings, *, application_name: str) -> Dat
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=600,
         connect_args={
             "timeout": settings.db_connect_timeout_seconds,

@@ -30,6 +30,10 @@ class DatabaseSettings(BaseServiceSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # Test each pooled connection with a round trip before use. Off by default: it costs ~20 %
+    # of a read endpoint's throughput, and SQLAlchemy already drops the whole pool when it sees
+    # a disconnect, so a database restart costs one failed request per pool without it.
+    db_pool_pre_ping: bool = False
 
 
 class AuthSettings(DatabaseSettings):

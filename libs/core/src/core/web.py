@@ -39,7 +39,9 @@ def settings_of(request: Request, kind: type[S]) -> S:
     return settings
 
 
-def get_db(request: Request) -> Database:
+# Dependencies are `async def` even when they do no I/O: FastAPI runs plain `def` ones in a
+# thread pool, a thread hop per dependency per request.
+async def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
 

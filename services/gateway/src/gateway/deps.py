@@ -10,16 +10,16 @@ from core.web import settings_of
 from gateway.settings import GatewaySettings
 
 
-def _settings(request: Request) -> GatewaySettings:
+async def _settings(request: Request) -> GatewaySettings:
     return settings_of(request, GatewaySettings)
 
 
-def _publisher(request: Request) -> Publisher:
+async def _publisher(request: Request) -> Publisher:
     publisher: Publisher = request.app.state.publisher
     return publisher
 
 
-def _storage(request: Request) -> MediaStorage:
+async def _storage(request: Request) -> MediaStorage:
     storage: MediaStorage = request.app.state.storage
     return storage
 

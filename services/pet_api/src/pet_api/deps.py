@@ -12,7 +12,7 @@ from core.web import settings_of
 from pet_api.settings import PetApiSettings
 
 
-def _settings(request: Request) -> PetApiSettings:
+async def _settings(request: Request) -> PetApiSettings:
     return settings_of(request, PetApiSettings)
 
 
