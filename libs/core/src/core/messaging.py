@@ -94,12 +94,14 @@ def generate_message(job_id: str, step: str = STEP_START, polls: int = 0) -> dra
 
 
 class Publisher:
-    """Publishes from one dedicated thread: pika connections are blocking and thread-local, so a
-    single thread keeps one connection and the event loop never waits on the broker."""
+    """Publishes from a small pool of dedicated threads, so the event loop never waits on the
+    broker. dramatiq keeps one pika connection per thread, and each confirmed publish waits for
+    RabbitMQ to take the message (a few ms for a persistent one), so several threads let
+    concurrent requests publish in parallel instead of queueing behind one confirm."""
 
-    def __init__(self, broker: dramatiq.Broker) -> None:
+    def __init__(self, broker: dramatiq.Broker, *, threads: int = 8) -> None:
         self.broker = broker
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="publisher")
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publisher")
 
     async def send(
         self,
@@ -115,7 +117,7 @@ class Publisher:
         await asyncio.wait_for(future, timeout)
 
     async def aclose(self) -> None:
-        """Close the broker's connections from the thread that owns them, then the thread."""
+        """Close the broker's connections (all threads'), then the threads."""
         loop = asyncio.get_running_loop()
         # Closing a dead connection must not fail shutdown.
         with contextlib.suppress(Exception):

@@ -60,6 +60,9 @@ class BrokerSettings(BaseServiceSettings):
     retry_min_backoff_ms: int = Field(default=1_000, ge=1)
     retry_max_backoff_ms: int = Field(default=300_000, ge=1, le=1_500_000)
     actor_time_limit_ms: int = Field(default=600_000, ge=1_000)
+    # Threads (each with its own connection) publishing from async code; bounds how many
+    # confirmed publishes are in flight at once.
+    broker_publisher_threads: int = Field(default=8, ge=1, le=64)
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> BrokerSettings:

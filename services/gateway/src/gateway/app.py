@@ -38,7 +38,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = create_database(settings, application_name="gateway")
-        publisher = Publisher(create_broker(settings, set_global=False))
+        publisher = Publisher(
+            create_broker(settings, set_global=False), threads=settings.broker_publisher_threads
+        )
         storage = create_storage(settings)
         app.state.db, app.state.publisher, app.state.storage = db, publisher, storage
         sweeper = asyncio.create_task(run_sweeper(db, publisher, settings), name="sweeper")

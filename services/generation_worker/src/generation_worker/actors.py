@@ -47,7 +47,9 @@ class WorkerResources(Middleware):
             self._lock = self._lock or asyncio.Lock()
             async with self._lock:
                 if self._context is None:
-                    self._context = await WorkerContext.open(settings, Publisher(broker))
+                    self._context = await WorkerContext.open(
+                        settings, Publisher(broker, threads=settings.broker_publisher_threads)
+                    )
         return self._context
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:

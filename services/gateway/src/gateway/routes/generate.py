@@ -8,7 +8,6 @@ from fastapi.exceptions import RequestValidationError
 
 from core.auth import AUTH_RESPONSES, CurrentUser
 from core.messaging import generate_message
-from core.models import JobStatus
 from core.schemas.errors import ErrorResponse
 from core.schemas.generation import GenerateAccepted, GenerateRequest
 from core.web import SessionDep
@@ -62,7 +61,7 @@ async def generate(
             ]
         )
     try:
-        job, created = await create_job(
+        accepted = await create_job(
             session=session,
             owner_id=user.id,
             request=body,
@@ -76,22 +75,23 @@ async def generate(
         ) from None
     # The job is committed: from here on a 202 is a promise. If the publish fails, the sweeper
     # publishes the job later, so the broker's state never decides the answer.
-    if created:
+    if accepted.created:
         try:
             await publisher.send(
-                generate_message(str(job.id)), timeout=settings.gateway_publish_timeout_seconds
+                generate_message(str(accepted.job_id)),
+                timeout=settings.gateway_publish_timeout_seconds,
             )
         except Exception as exc:
             log.warning(
                 "publish failed; the sweeper will retry",
-                extra={"job_id": str(job.id), "error": exc.__class__.__name__},
+                extra={"job_id": str(accepted.job_id), "error": exc.__class__.__name__},
             )
         else:
             await mark_enqueued(
-                session=session, job_ids=[job.id], detail="published by the gateway"
+                session=session, job_ids=[accepted.job_id], detail="published by the gateway"
             )
     else:
         response.headers["Idempotent-Replayed"] = "true"
-    status_url = str(request.url_for("get_status", job_id=job.id))
+    status_url = str(request.url_for("get_status", job_id=accepted.job_id))
     response.headers["Location"] = status_url
-    return GenerateAccepted(job_id=job.id, status=JobStatus(job.status), status_url=status_url)
+    return GenerateAccepted(job_id=accepted.job_id, status=accepted.status, status_url=status_url)
