@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         "--mock-latency", type=float, default=2.0, help="REPLICATE_MOCK_LATENCY_SECONDS"
     )
     parser.add_argument(
+        "--output-format",
+        choices=("webp", "jpg", "png"),
+        default="webp",
+        help="image format of the jobs run (the mock spends ~70 ms of CPU per 1 MP webp)",
+    )
+    parser.add_argument(
         "--jobs-timeout", type=float, default=600.0, help="give up on the jobs run after this"
     )
     args = parser.parse_args(argv)
@@ -74,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                     jobs=args.jobs,
                     mock_latency=args.mock_latency,
                     timeout=args.jobs_timeout,
+                    output_format=args.output_format,
                 )
             print(out, flush=True)
             log(f"{name}: done in {time.monotonic() - t0:.0f}s")

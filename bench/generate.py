@@ -63,10 +63,19 @@ def _gateway_env(db: Database, broker_url: str, port: int, media: Path) -> dict[
     }
 
 
-def run(opts: LoadOptions, *, jobs: int, mock_latency: float, timeout: float) -> str:
+def run(
+    opts: LoadOptions,
+    *,
+    jobs: int,
+    mock_latency: float,
+    timeout: float,
+    output_format: str = "webp",
+) -> str:
     out = _run_gateway_load(opts)
     if jobs > 0:
-        out += "\n" + _run_jobs(opts, jobs=jobs, mock_latency=mock_latency, timeout=timeout)
+        out += "\n" + _run_jobs(
+            opts, jobs=jobs, mock_latency=mock_latency, timeout=timeout, output_format=output_format
+        )
     return out
 
 
@@ -160,7 +169,12 @@ async def _latencies(dsn: str) -> tuple[float, float]:
         await conn.close()
 
 
-def _run_jobs(opts: LoadOptions, *, jobs: int, mock_latency: float, timeout: float) -> str:
+def _run_jobs(
+    opts: LoadOptions, *, jobs: int, mock_latency: float, timeout: float, output_format: str
+) -> str:
+    body = json.dumps(
+        {"prompt": "a red fox in snow, watercolor", "params": {"output_format": output_format}}
+    ).encode()
     outcome = JobsOutcome()
     with workdir() as tmp, bench_database() as db, bench_vhost() as broker_url:
         create_user(db)
@@ -215,7 +229,7 @@ def _run_jobs(opts: LoadOptions, *, jobs: int, mock_latency: float, timeout: flo
                 gw_url,
                 "POST",
                 ("/generate",),
-                GENERATE_BODY,
+                body,
                 headers=auth,
                 ok_statuses=(202,),
                 connections=opts.connections,
@@ -244,10 +258,10 @@ def _run_jobs(opts: LoadOptions, *, jobs: int, mock_latency: float, timeout: flo
             outcome.terminal, outcome.succeeded, outcome.failed = terminal, ok, failed
             outcome.p50_job_s, outcome.p99_job_s = asyncio.run(_latencies(db.dsn))
             log(f"generate: {terminal:,}/{total:,} terminal after {outcome.seconds:.1f}s")
-    return _jobs_table(jobs, mock_latency, outcome)
+    return _jobs_table(jobs, mock_latency, outcome, output_format)
 
 
-def _jobs_table(jobs: int, mock_latency: float, o: JobsOutcome) -> str:
+def _jobs_table(jobs: int, mock_latency: float, o: JobsOutcome, output_format: str) -> str:
     header = [
         "jobs",
         "submit s",
@@ -276,6 +290,7 @@ def _jobs_table(jobs: int, mock_latency: float, o: JobsOutcome) -> str:
         f"mock latency {mock_latency:g} s, from first submit until all terminal"
     )
     out = markdown(title, header, rows)
+    out += f"\nImages: {output_format}.\n"
     if o.submit_errors:
         out += f"\n{o.submit_errors:,} submissions were not accepted (no 202).\n"
     return out
