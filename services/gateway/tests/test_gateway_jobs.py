@@ -24,6 +24,33 @@ async def make_jobs(http: httpx.AsyncClient, headers: dict[str, str], n: int) ->
     ]
 
 
+async def store_finished_media(
+    db: Database, settings: GatewaySettings, job_id: str, image: bytes
+) -> None:
+    """What the worker leaves behind for a succeeded job: the object in storage, its
+    job_media row, and the job's status."""
+    storage = create_storage(settings)
+    await storage.ensure_ready()
+    stored = await storage.put(media_key(uuid.UUID(job_id), 0, "png"), image, "image/png")
+    await storage.close()
+    async with db.session() as session:
+        session.add(
+            JobMedia(
+                job_id=uuid.UUID(job_id),
+                index=0,
+                storage_key=stored.key,
+                content_type="image/png",
+                size_bytes=stored.size,
+                sha256=stored.sha256,
+                source_url="http://127.0.0.1:8002/files/x/out-0.png",
+            )
+        )
+        await session.execute(
+            update(Job).where(col(Job.id) == uuid.UUID(job_id)).values(status="succeeded")
+        )
+        await session.commit()
+
+
 async def test_jobs_are_listed_newest_first_with_a_cursor(
     client: httpx.AsyncClient, alice: dict[str, str], bob: dict[str, str]
 ) -> None:
@@ -84,26 +111,7 @@ async def test_media_is_streamed_to_its_owner(
 ) -> None:
     [job_id] = await make_jobs(client, alice, 1)
     image = b"\x89PNG\r\n\x1a\n" + b"pixels" * 1000
-    storage = create_storage(settings)
-    await storage.ensure_ready()
-    stored = await storage.put(media_key(uuid.UUID(job_id), 0, "png"), image, "image/png")
-    await storage.close()
-    async with db.session() as session:
-        session.add(
-            JobMedia(
-                job_id=uuid.UUID(job_id),
-                index=0,
-                storage_key=stored.key,
-                content_type="image/png",
-                size_bytes=stored.size,
-                sha256=stored.sha256,
-                source_url="http://127.0.0.1:8002/files/x/out-0.png",
-            )
-        )
-        await session.execute(
-            update(Job).where(col(Job.id) == uuid.UUID(job_id)).values(status="succeeded")
-        )
-        await session.commit()
+    await store_finished_media(db, settings, job_id, image)
 
     status = (await client.get(f"/status/{job_id}", headers=alice)).json()
     [media] = status["media"]
@@ -143,23 +151,7 @@ async def test_media_redirects_to_a_presigned_s3_url(
             alice = await token_for(http, db, "alice")
             [job_id] = await make_jobs(http, alice, 1)
             image = b"\x89PNG\r\n\x1a\n" + b"s3-pixels" * 100
-            storage = create_storage(settings)
-            await storage.ensure_ready()
-            stored = await storage.put(media_key(uuid.UUID(job_id), 0, "png"), image, "image/png")
-            await storage.close()
-            async with db.session() as session:
-                session.add(
-                    JobMedia(
-                        job_id=uuid.UUID(job_id),
-                        index=0,
-                        storage_key=stored.key,
-                        content_type="image/png",
-                        size_bytes=stored.size,
-                        sha256=stored.sha256,
-                        source_url="http://127.0.0.1:8002/files/x/out-0.png",
-                    )
-                )
-                await session.commit()
+            await store_finished_media(db, settings, job_id, image)
             response = await http.get(f"/media/{job_id}/0", headers=alice)
     assert response.status_code == 307
     presigned = httpx.get(response.headers["location"])
