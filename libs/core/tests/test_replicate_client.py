@@ -309,3 +309,31 @@ async def test_create_needs_exactly_one_of_model_or_version(client: ReplicateCli
         await client.create_prediction(model=FLUX, version="v", input=PROMPT)
     with pytest.raises(ValueError, match="owner/name"):
         await client.create_prediction(model="flux", input=PROMPT)
+
+
+async def test_download_does_not_follow_redirects() -> None:
+    """A caller checks the output URL's host; a redirect must not carry the fetch elsewhere."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:1/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        async with ReplicateClient(base_url="http://127.0.0.1:1", api_token="t") as client:
+            with pytest.raises(PermanentError) as caught:
+                await client.download(
+                    f"http://127.0.0.1:{server.server_port}/out-0.png", max_bytes=1000
+                )
+        assert caught.value.status == 302
+    finally:
+        server.shutdown()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from core.db import Database, create_database
 from core.messaging import Publisher
 from core.replicate import ReplicateClient
@@ -21,7 +19,6 @@ class WorkerContext:
     jobs: JobRepository
     replicate: ReplicateClient
     storage: MediaStorage
-    downloads: httpx.AsyncClient
     publisher: Publisher | None  # None when steps run outside a dramatiq worker (tests)
     storage_ready: bool = False
 
@@ -37,19 +34,16 @@ class WorkerContext:
     async def open(cls, settings: WorkerSettings, publisher: Publisher | None) -> WorkerContext:
         db = create_database(settings, application_name="generation_worker")
         storage = create_storage(settings)
-        timeout = httpx.Timeout(settings.generation_download_timeout_seconds, connect=10)
         return cls(
             settings=settings,
             db=db,
             jobs=JobRepository(db),
             replicate=ReplicateClient.from_settings(settings),
             storage=storage,
-            downloads=httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=50)),
             publisher=publisher,
         )
 
     async def aclose(self) -> None:
-        await self.downloads.aclose()
         await self.replicate.aclose()
         await self.storage.close()
         await self.db.dispose()

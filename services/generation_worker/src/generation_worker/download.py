@@ -1,13 +1,14 @@
-"""Fetch a prediction's output safely: allowed hosts only, a size cap, and real image bytes."""
+"""Output policy on top of the Replicate client's download: allowed hosts only, a size cap,
+and real image bytes of the declared type."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
+from core.replicate import DownloadTooLarge, ReplicateClient
 
-# content type -> (file extension, magic-byte check)
+# content type -> file extension
 IMAGE_TYPES: dict[str, str] = {
     "image/png": "png",
     "image/jpeg": "jpg",
@@ -54,43 +55,28 @@ def sniff_image(data: bytes) -> str | None:
 
 
 async def download_image(
-    client: httpx.AsyncClient,
+    client: ReplicateClient,
     url: str,
     *,
     allowed_hosts: tuple[str, ...],
     max_bytes: int,
-    headers: dict[str, str] | None = None,
+    timeout_seconds: float,
 ) -> Downloaded:
-    """Raises OutputRejected (permanent) or httpx errors / TransientDownloadError (transient)."""
+    """Raises OutputRejected or the client's PermanentError (permanent), or its TransientError
+    (429/5xx/connection trouble: worth retrying)."""
     if not host_allowed(url, allowed_hosts):
         host = urlsplit(url).hostname or url[:50]
         raise OutputRejected(f"output host {host!r} is not in the allowed output hosts")
-    async with client.stream("GET", url, headers=headers, follow_redirects=False) as response:
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientDownloadError(f"output download answered {response.status_code}")
-        if response.status_code != 200:
-            raise OutputRejected(f"output download answered {response.status_code}")
-        declared = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if declared not in IMAGE_TYPES:
-            raise OutputRejected(f"output is {declared or 'untyped'}, not an image")
-        length = response.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_bytes:
-            raise OutputRejected(f"output is {length} bytes, over the {max_bytes}-byte cap")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise OutputRejected(f"output exceeds the {max_bytes}-byte cap")
-            chunks.append(chunk)
-    data = b"".join(chunks)
+    try:
+        data, declared = await client.download(url, max_bytes=max_bytes, timeout=timeout_seconds)
+    except DownloadTooLarge:
+        raise OutputRejected(f"output exceeds the {max_bytes}-byte cap") from None
+    declared = declared.lower()
+    if declared not in IMAGE_TYPES:
+        raise OutputRejected(f"output is {declared or 'untyped'}, not an image")
     actual = sniff_image(data)
     if actual != declared:
         raise OutputRejected(
             f"output claims {declared} but its bytes are {actual or 'not an image'}"
         )
     return Downloaded(data=data, content_type=declared, extension=IMAGE_TYPES[declared])
-
-
-class TransientDownloadError(Exception):
-    """The output host had a passing problem (429/5xx); worth retrying."""

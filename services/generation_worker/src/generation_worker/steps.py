@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from dramatiq.common import compute_backoff
 
 from core.models import Job, JobStatus
 from core.replicate import (
-    CreateOutcomeUnknown,
     PermanentError,
     Prediction,
     PredictionFailed,
@@ -27,7 +25,7 @@ from core.replicate import (
 )
 from core.storage import StorageUnavailable, media_key
 from generation_worker.context import WorkerContext
-from generation_worker.download import OutputRejected, TransientDownloadError, download_image
+from generation_worker.download import OutputRejected, download_image
 from generation_worker.repo import MediaRow
 
 log = logging.getLogger(__name__)
@@ -35,7 +33,7 @@ log = logging.getLogger(__name__)
 # A create whose answer was lost is looked for among predictions made since shortly before it.
 CLOCK_SKEW = timedelta(minutes=2)
 
-TRANSIENT = (TransientError, StorageUnavailable, TransientDownloadError, httpx.TransportError)
+TRANSIENT = (TransientError, StorageUnavailable)
 PERMANENT = (PermanentError, PredictionFailed, OutputRejected)
 
 
@@ -162,10 +160,8 @@ async def _ensure_prediction(ctx: WorkerContext, job: Job) -> Prediction | None:
                 return None  # canceled meanwhile
     if not await ctx.jobs.note_create_requested(job.id):
         return None
-    try:
-        prediction = await ctx.replicate.create_prediction(model=job.model, input=wanted)
-    except CreateOutcomeUnknown:
-        raise  # transient: the next attempt searches before posting again
+    # CreateOutcomeUnknown propagates as transient: the next attempt searches before posting.
+    prediction = await ctx.replicate.create_prediction(model=job.model, input=wanted)
     if not await ctx.jobs.mark_running(job.id, prediction.id, "created"):
         await _cancel_quietly(ctx, prediction.id)  # the job was canceled while we created it
         return None
@@ -176,15 +172,14 @@ async def _deliver(ctx: WorkerContext, job: Job, prediction: Prediction) -> list
     urls = prediction.output_urls()
     if not urls:
         raise OutputRejected("the prediction succeeded but returned no output")
-    headers = {"Authorization": f"Bearer {ctx.settings.replicate_api_token.get_secret_value()}"}
 
     async def one(index: int, url: str) -> MediaRow:
         image = await download_image(
-            ctx.downloads,
+            ctx.replicate,
             url,
             allowed_hosts=ctx.settings.allowed_output_hosts,
             max_bytes=ctx.settings.generation_max_output_bytes,
-            headers=headers,
+            timeout_seconds=ctx.settings.generation_download_timeout_seconds,
         )
         storage = await ctx.ready_storage()
         stored = await storage.put(

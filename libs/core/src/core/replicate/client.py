@@ -248,10 +248,18 @@ class ReplicateClient:
                 yield prediction
             url = self._rebase(page.next) if page.next else None
 
-    async def download(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
+    async def download(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> tuple[bytes, str]:
         """Fetch an output file, refusing bodies over `max_bytes`; returns (body, content type).
 
-        The API token is sent only to the API's own origin and to `token_hosts`.
+        The API token is sent only to the API's own origin and to `token_hosts`. Redirects are
+        not followed (a 3xx is a PermanentError), so a caller's check of the URL's host is a
+        check of where the bytes really come from.
         """
         target = httpx.URL(url)
         if target.scheme not in ("http", "https"):
@@ -261,7 +269,11 @@ class ReplicateClient:
             headers["Authorization"] = self._headers["Authorization"]
         with _transport_errors():
             async with self._http.stream(
-                "GET", target, headers=headers, timeout=self._timeout, follow_redirects=True
+                "GET",
+                target,
+                headers=headers,
+                timeout=self._timeout if timeout is None else httpx.Timeout(timeout),
+                follow_redirects=False,
             ) as response:
                 if not response.is_success:
                     await response.aread()
