@@ -136,30 +136,24 @@ class JobRepository:
             await session.commit()
 
     async def mark_failed(self, job_id: uuid.UUID, reason: str) -> bool:
-        async with self.db.session() as session:
-            result = await session.execute(
-                update(Job)
-                .where(col(Job.id) == job_id, col(Job.status).in_(UNFINISHED))
-                .values(
-                    status=JobStatus.failed.value,
-                    last_error=reason[:ERROR_MAX],
-                    finished_at=func.now(),
-                )
-                .returning(col(Job.status))
-            )
-            if result.first() is None:
-                await session.rollback()
-                return False
-            session.add(
-                JobEvent(
+        return (
+            await self._update(
+                job_id,
+                where=col(Job.status).in_(UNFINISHED),
+                values={
+                    "status": JobStatus.failed.value,
+                    "last_error": reason[:ERROR_MAX],
+                    "finished_at": func.now(),
+                },
+                event=JobEvent(
                     job_id=job_id,
                     kind="state",
                     to_status=JobStatus.failed.value,
                     detail=reason[:ERROR_MAX],
-                )
+                ),
             )
-            await session.commit()
-            return True
+            is not None
+        )
 
     async def mark_succeeded(self, job_id: uuid.UUID, media: list[MediaRow]) -> bool:
         """Store the media rows and finish the job in one transaction; False if it was
