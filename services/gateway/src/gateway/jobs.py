@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, text, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -96,12 +96,7 @@ async def create_job(
 
 
 async def mark_enqueued(*, session: AsyncSession, job_ids: list[uuid.UUID], detail: str) -> None:
-    """Record that RabbitMQ confirmed the jobs' messages.
-
-    The marker only spares the sweeper a re-publish, and a re-publish is harmless, so this
-    commit does not wait for the WAL flush: a crash that loses it costs one duplicate message.
-    """
-    await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+    """Record that RabbitMQ confirmed the jobs' messages (the sweeper skips them)."""
     await session.execute(
         update(Job).where(col(Job.id).in_(job_ids)).values(enqueued_at=func.now())
     )
