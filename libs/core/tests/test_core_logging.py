@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +22,10 @@ def restore_logging() -> Iterator[None]:
     saved_handlers, saved_level = root.handlers[:], root.level
     named = {name: logging.getLogger(name) for name in ("dramatiq", "pika", "uvicorn")}
     saved_named = {name: (lg.handlers[:], lg.propagate, lg.level) for name, lg in named.items()}
+    saved_hooks = (sys.excepthook, threading.excepthook)
     yield
+    sys.excepthook, threading.excepthook = saved_hooks
+    logging.captureWarnings(False)
     root.handlers[:] = saved_handlers
     root.setLevel(saved_level)
     for name, (handlers, propagate, level) in saved_named.items():
@@ -108,3 +114,24 @@ def test_reconfiguring_does_not_duplicate_lines(capsys: pytest.CaptureFixture[st
     configure_logging("svc-test", "INFO")
     logging.getLogger("core.test").info("once")
     assert len(json_lines(capsys.readouterr().err)) == 1
+
+
+def test_python_warnings_become_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("svc-test", "INFO")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("something is deprecated", UserWarning, stacklevel=1)
+    (record,) = json_lines(capsys.readouterr().err)
+    assert record["level"] == "WARNING"
+    assert "something is deprecated" in record["msg"]
+
+
+def test_uncaught_exceptions_become_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("svc-test", "INFO")
+    try:
+        raise ValueError("escaped")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())  # what the interpreter calls for an uncaught exception
+    (record,) = json_lines(capsys.readouterr().err)
+    assert record["level"] == "CRITICAL"
+    assert "ValueError: escaped" in record["exc"]

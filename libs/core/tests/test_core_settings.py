@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from core.auth import warn_if_placeholder_secret
 from core.settings import (
     DEV_JWT_SECRET,
     AuthSettings,
@@ -85,10 +87,34 @@ def test_placeholder_jwt_secret_refused_in_production(monkeypatch: pytest.Monkey
         AuthSettings()
 
 
-def test_placeholder_jwt_secret_warns_in_dev() -> None:
-    with pytest.warns(UserWarning, match="JWT_SECRET is the development placeholder"):
-        settings = AuthSettings()
+def test_placeholder_jwt_secret_is_logged_not_warned_in_dev(
+    caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    settings = AuthSettings()
     assert settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET
+    assert settings.uses_placeholder_secret
+    assert not recwarn.list  # a raw Python warning would break the JSON log lines
+
+    with caplog.at_level(logging.WARNING):
+        warn_if_placeholder_secret(settings)
+    assert "JWT_SECRET is the development placeholder" in caplog.text
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_short_jwt_secret_refused_outside_dev(
+    monkeypatch: pytest.MonkeyPatch, environment: str
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    monkeypatch.setenv("JWT_SECRET", "x" * 31)
+    with pytest.raises(ValidationError, match="JWT_SECRET must be at least 32 bytes"):
+        AuthSettings()
+    monkeypatch.setenv("JWT_SECRET", "x" * 32)
+    assert AuthSettings().jwt_secret.get_secret_value() == "x" * 32
+
+
+def test_short_jwt_secret_allowed_in_dev(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JWT_SECRET", "short")
+    assert AuthSettings().jwt_secret.get_secret_value() == "short"
 
 
 def test_real_jwt_secret_accepted_in_production(

@@ -85,7 +85,9 @@ async def test_jobs_filter_by_status_and_reject_bad_queries(
     assert (await client.get("/jobs?limit=101", headers=alice)).status_code == 422
     bad = await client.get("/jobs?cursor=garbage", headers=alice)
     assert bad.status_code == 422
-    assert "cursor" in bad.json()["detail"]
+    (error,) = bad.json()["detail"]
+    assert error["loc"] == ["query", "cursor"]
+    assert "next_cursor" in error["msg"]
 
 
 async def test_cancel_a_queued_job_once(

@@ -45,13 +45,24 @@ def test_python_m_pet_api_serves_a_token_create_get_round_trip(
 
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status reports it.
     assert exit_code in (0, -15), proc.stderr()
-    logs = [json.loads(line) for line in proc.stderr().splitlines() if line.startswith("{")]
+    logs = [json.loads(line) for line in proc.stderr().splitlines()]  # every line is JSON
     assert logs, proc.stderr()
     assert all(entry["service"] == "pet_api" for entry in logs)
     messages = [entry["msg"] for entry in logs]
     assert "first user created" in messages
     assert "Application shutdown complete." in messages
-    # Access lines are JSON too, tagged with the request id the client saw.
-    access = [e for e in logs if e["logger"] == "uvicorn.access" and "POST /pets" in e["msg"]]
-    assert [e["request_id"] for e in access] == [created.headers["x-request-id"]]
+    # One access line per request, tagged with the request id the client saw.
+    access = [e for e in logs if e["logger"] == "access" and e["path"] != "/readyz"]
+    assert [e["msg"] for e in access] == [
+        "POST /auth/token 200",
+        "POST /pets 201",
+        f"GET /pets/{created.json()['id']} 200",
+        "GET /pets/6f1c2a9e-3b7d-4c1e-9a58-0d2f4b6e8a10 404",
+    ]
+    post = access[1]
+    assert post["request_id"] == created.headers["x-request-id"]
+    assert (post["method"], post["path"], post["status"]) == ("POST", "/pets", 201)
+    assert post["duration_ms"] > 0
+    # Never a password or a token in the logs.
     assert "change-me-please" not in proc.stderr()
+    assert token.json()["access_token"] not in proc.stderr()

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import jwt
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 
+from core import login_limits
 from core.models import User
 from core.schemas.auth import Token
-from core.schemas.errors import ErrorResponse
 from core.settings import AuthSettings
 from core.users import authenticate
 from core.web import SessionDep, settings_of
+from core.web_errors import error_responses
+
+log = logging.getLogger(__name__)
 
 TOKEN_URL = "/auth/token"
 _BEARER = {"WWW-Authenticate": "Bearer"}
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def warn_if_placeholder_secret(settings: AuthSettings) -> None:
+    if settings.uses_placeholder_secret:
+        log.warning(
+            "JWT_SECRET is the development placeholder: anyone can forge tokens; "
+            "set a real one (openssl rand -hex 32) before this service is reachable by others"
+        )
 
 
 def create_access_token(user_id: uuid.UUID, settings: AuthSettings) -> str:
@@ -88,10 +100,7 @@ async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> 
 CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "Missing, invalid or expired bearer token"},
-    403: {"model": ErrorResponse, "description": "The user is disabled"},
-}
+AUTH_ERRORS = (401, 403)
 
 auth_router = APIRouter(tags=["auth"])
 
@@ -100,16 +109,33 @@ auth_router = APIRouter(tags=["auth"])
     TOKEN_URL,
     response_model=Token,
     summary="Get a bearer token (OAuth2 password flow)",
-    responses={401: {"model": ErrorResponse, "description": "Wrong username or password"}},
+    responses=error_responses(
+        [403, 413, 422, 503],
+        {
+            401: "Wrong username or password",
+            429: "Too many failed logins for this username or from this address; "
+            "try again after `Retry-After` seconds",
+        },
+    ),
 )
 async def issue_token(
+    request: Request,
     session: SessionDep,
     settings: AuthSettingsDep,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
 ) -> Token:
+    keys = login_limits.LoginKeys.of(form.username, request.client.host if request.client else None)
+    if (wait := await login_limits.retry_after(session, keys, settings)) is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"Too many failed logins; try again in {wait} seconds",
+            headers={"Retry-After": str(wait)},
+        )
     user = await authenticate(session=session, username=form.username, password=form.password)
     if user is None:
+        await login_limits.record_failure(session, keys, settings)
         raise unauthorized("Incorrect username or password")
+    await login_limits.record_success(session, keys)
     if not user.is_active:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="User is disabled", headers=_BEARER)
     return Token(

@@ -6,9 +6,16 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+T = TypeVar("T")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -52,14 +59,48 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Route every logger (uvicorn and dramatiq included) through one JSON handler on STDERR."""
+    """Route every logger (uvicorn and dramatiq included), Python warnings and uncaught
+    exceptions through one JSON handler on STDERR: every line a service writes is JSON."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq", "pika"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq", "pika", "py.warnings"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("pika").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    logging.getLogger("uncaught").critical("uncaught exception", exc_info=(kind, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is not None:
+        logging.getLogger("uncaught").critical(
+            "uncaught exception in thread %s",
+            args.thread.name if args.thread else "?",
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+
+def load_settings(service: str, factory: Callable[[], T]) -> T:
+    """Read a service's settings at start-up; a bad setting is one JSON error line naming
+    each problem, then exit status 2 (never a raw traceback)."""
+    configure_logging(service)
+    try:
+        return factory()
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc']).upper() or 'settings'}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        logging.getLogger(service).critical(
+            "invalid settings: %s", "; ".join(problems), extra={"problems": problems}
+        )
+        raise SystemExit(2) from None

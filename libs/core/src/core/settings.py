@@ -5,13 +5,13 @@ Each service subclasses the base it needs; every field is documented in `.env.ex
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "dev-only-change-me-0123456789abcdef"  # placeholder, refused outside dev
+DEV_JWT_SECRET = "dev-only-change-me-0123456789abcdef"  # placeholder, refused in production
+JWT_SECRET_MIN_BYTES = 32  # RFC 7518: an HMAC key at least as long as the hash (SHA-256)
 
 
 class BaseServiceSettings(BaseSettings):
@@ -42,13 +42,27 @@ class AuthSettings(DatabaseSettings):
     access_token_ttl_seconds: int = Field(default=3600, ge=60)
     first_user_username: str | None = None
     first_user_password: SecretStr | None = None
+    # POST /auth/token refuses (429) a username, or a client address, with this many failed
+    # logins within the window, until the window ends. 0 turns that limit off.
+    auth_max_failures_per_username: int = Field(default=5, ge=0, le=10_000)
+    auth_max_failures_per_address: int = Field(default=50, ge=0, le=1_000_000)
+    auth_failure_window_seconds: int = Field(default=900, ge=1, le=86_400)
+
+    @property
+    def uses_placeholder_secret(self) -> bool:
+        return self.jwt_secret.get_secret_value() == DEV_JWT_SECRET
 
     @model_validator(mode="after")
-    def _refuse_placeholder_secret(self) -> AuthSettings:
-        if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
-            if self.environment == "production":
-                raise ValueError("JWT_SECRET must be set to a real secret in production")
-            warnings.warn("JWT_SECRET is the development placeholder", stacklevel=2)
+    def _refuse_weak_secret(self) -> AuthSettings:
+        if self.environment == "dev":
+            return self
+        if self.uses_placeholder_secret and self.environment == "production":
+            raise ValueError("JWT_SECRET must be set to a real secret in production")
+        if len(self.jwt_secret.get_secret_value().encode()) < JWT_SECRET_MIN_BYTES:
+            raise ValueError(
+                f"JWT_SECRET must be at least {JWT_SECRET_MIN_BYTES} bytes outside development "
+                "(ENVIRONMENT=dev); make one with `openssl rand -hex 32`"
+            )
         return self
 
 

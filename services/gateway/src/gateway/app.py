@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from fastapi import FastAPI
 
-from core.auth import auth_router
+from core.auth import auth_router, warn_if_placeholder_secret
 from core.db import create_database
 from core.logging import configure_logging
 from core.messaging import Publisher, create_broker
@@ -31,12 +32,29 @@ worker fails meanwhile. Jobs are private to their caller.
 """
 
 
+def openapi_naming_models(app: FastAPI, models: frozenset[str]) -> Callable[[], dict[str, Any]]:
+    """The OpenAPI document, with the models this gateway accepts as the `model` enum (they
+    are a setting, so the shared request schema cannot list them)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            model = schema["components"]["schemas"]["GenerateRequest"]["properties"]["model"]
+            for option in model["anyOf"]:
+                if option.get("type") == "string":
+                    option["enum"] = sorted(models)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    return openapi
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_if_placeholder_secret(settings)
         db = create_database(settings, application_name="gateway")
         publisher = Publisher(
             create_broker(settings, set_global=False), threads=settings.broker_publisher_threads
@@ -61,7 +79,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_common(app)
+    app.openapi = openapi_naming_models(app, settings.allowed_models)  # type: ignore[method-assign]
+    install_common(app, max_body_bytes=settings.gateway_max_body_bytes)
     app.include_router(auth_router)
     app.include_router(generate.router)
     app.include_router(jobs.router)

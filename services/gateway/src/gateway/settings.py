@@ -9,6 +9,9 @@ from core.storage import StorageSettings
 class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=1, le=65535)
+    # Largest request body accepted (413 above it, before anything is parsed). A prompt is at
+    # most 2,000 characters, so a real POST /generate stays far below the default.
+    gateway_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     gateway_default_model: str = "black-forest-labs/flux-schnell"
     # Models callers may ask for (comma-separated); all take flux-schnell-style params.
     gateway_allowed_models: str = "black-forest-labs/flux-schnell"

@@ -14,7 +14,7 @@ import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
 
-from core.logging import configure_logging, job_id_var
+from core.logging import configure_logging, job_id_var, load_settings
 from core.messaging import (
     GENERATE_ACTOR,
     GENERATION_QUEUE,
@@ -29,7 +29,7 @@ from generation_worker.steps import Done, Poll, RetryLater, advance
 
 log = logging.getLogger(__name__)
 
-settings = WorkerSettings()
+settings = load_settings("generation_worker", WorkerSettings)
 configure_logging("generation_worker", settings.log_level)
 broker = create_broker(settings)
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uvicorn
 
+from core.logging import load_settings
+from pet_api.app import create_app
 from pet_api.settings import PetApiSettings
 
 
 def main() -> None:
-    settings = PetApiSettings()
+    settings = load_settings("pet_api", PetApiSettings)
     uvicorn.run(
-        "pet_api.app:create_app",
-        factory=True,
+        create_app(settings),
         host=settings.pet_api_host,
         port=settings.pet_api_port,
-        # The factory installs JSON logging; access lines go through it with the request id.
-        log_config=None,
+        access_log=False,  # core's middleware writes one JSON access line per request
+        log_config=None,  # keep core's JSON logging
+        proxy_headers=True,
     )
 
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from core.auth import auth_router
+from core.auth import auth_router, warn_if_placeholder_secret
 from core.db import create_database
 from core.logging import configure_logging
 from core.web import install_common
@@ -45,6 +45,7 @@ def create_app(settings: PetApiSettings | None = None, *, json_logs: bool = True
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warn_if_placeholder_secret(settings)
         # The asyncpg pool belongs to this (the serving) event loop.
         db = create_database(settings, application_name=SERVICE)
         app.state.db = db
@@ -63,7 +64,7 @@ def create_app(settings: PetApiSettings | None = None, *, json_logs: bool = True
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_common(app)
+    install_common(app, max_body_bytes=settings.pet_api_max_body_bytes)
     app.include_router(auth_router)
     app.include_router(pets_router)
     return app

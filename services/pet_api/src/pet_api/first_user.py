@@ -7,7 +7,7 @@ import logging
 from core.db import Database
 from core.settings import AuthSettings
 from core.users import ensure_user
-from core.web import is_database_unavailable
+from core.web_errors import is_database_unavailable
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,10 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import BeforeValidator
 
-from core.auth import AUTH_RESPONSES, CurrentUser
+from core.auth import AUTH_ERRORS, CurrentUser
 from core.pagination import InvalidCursor
-from core.schemas.errors import ErrorResponse
 from core.schemas.pets import (
     PET_NAME_MAX,
     PetCreate,
@@ -18,9 +17,10 @@ from core.schemas.pets import (
     PetPublic,
     PetType,
     PetUpdate,
-    no_control_chars,
 )
+from core.schemas.text import SEARCH_TERM
 from core.web import SessionDep
+from core.web_errors import error_responses, invalid
 from pet_api import pets
 from pet_api.deps import ReadAccess
 
@@ -37,8 +37,7 @@ PetTypeFilter = Annotated[
     Query(description="Only pets of this type: " + ", ".join(PetType)),
 ]
 NameFilter = Annotated[
-    str | None,
-    AfterValidator(lambda v: v if v is None else no_control_chars(v)),
+    Annotated[str, SEARCH_TERM] | None,
     Query(
         min_length=1,
         max_length=PET_NAME_MAX,
@@ -51,17 +50,10 @@ Cursor = Annotated[
     Query(max_length=200, description="The next_cursor of the previous page; omit for the first"),
 ]
 
-Responses = dict[int | str, dict[str, Any]]
-# Documented error bodies; 401/403 apply to reads only with a token or when reads are private.
-RESPONSES: Responses = {
-    **AUTH_RESPONSES,
-    422: {"model": ErrorResponse, "description": "Invalid input; `detail` says what and why"},
-    503: {"model": ErrorResponse, "description": "Database unreachable; retry shortly"},
-}
-WITH_404: Responses = {
-    **RESPONSES,
-    404: {"model": ErrorResponse, "description": "No pet with that id"},
-}
+# Documented errors; 401/403 apply to reads only with a token or when reads are private.
+NO_PET = {404: "No pet with that id"}
+READ_ERRORS = (*AUTH_ERRORS, 422, 503)
+WRITE_ERRORS = (*READ_ERRORS, 413)
 
 
 def _not_found(pet_id: uuid.UUID) -> HTTPException:
@@ -73,7 +65,7 @@ def _not_found(pet_id: uuid.UUID) -> HTTPException:
     response_model=PetPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Add a pet",
-    responses=RESPONSES,
+    responses=error_responses(WRITE_ERRORS),
 )
 async def create_pet(
     data: PetCreate, session: SessionDep, user: CurrentUser, response: Response
@@ -87,7 +79,7 @@ async def create_pet(
     "",
     response_model=PetPage,
     summary="List pets, oldest first, a page at a time",
-    responses=RESPONSES,
+    responses=error_responses(READ_ERRORS),
 )
 async def list_pets(
     session: SessionDep,
@@ -102,14 +94,14 @@ async def list_pets(
             session=session, limit=limit, cursor=cursor, pet_type=pet_type, name=name
         )
     except InvalidCursor as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise invalid(("query", "cursor"), str(exc), value=cursor) from None
 
 
 @router.get(
     "/{pet_id}",
     response_model=PetPublic,
     summary="Get one pet",
-    responses=WITH_404,
+    responses=error_responses(READ_ERRORS, NO_PET),
 )
 async def get_pet(pet_id: uuid.UUID, session: SessionDep, user: ReadAccess) -> PetPublic:
     pet = await pets.get_pet(session=session, pet_id=pet_id)
@@ -122,7 +114,7 @@ async def get_pet(pet_id: uuid.UUID, session: SessionDep, user: ReadAccess) -> P
     "/{pet_id}",
     response_model=PetPublic,
     summary="Replace a pet (every field)",
-    responses=WITH_404,
+    responses=error_responses(WRITE_ERRORS, NO_PET),
 )
 async def replace_pet(
     pet_id: uuid.UUID, data: PetCreate, session: SessionDep, user: CurrentUser
@@ -137,7 +129,7 @@ async def replace_pet(
     "/{pet_id}",
     response_model=PetPublic,
     summary="Change some fields of a pet",
-    responses=WITH_404,
+    responses=error_responses(WRITE_ERRORS, NO_PET),
 )
 async def update_pet(
     pet_id: uuid.UUID, data: PetUpdate, session: SessionDep, user: CurrentUser
@@ -154,7 +146,7 @@ async def update_pet(
     response_class=Response,
     response_model=None,
     summary="Delete a pet",
-    responses=WITH_404,
+    responses=error_responses(READ_ERRORS, NO_PET),
 )
 async def delete_pet(pet_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> None:
     if not await pets.delete_pet(session=session, pet_id=pet_id):

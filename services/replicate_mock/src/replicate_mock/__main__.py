@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uvicorn
 
-from core.logging import configure_logging
+from core.logging import configure_logging, load_settings
 from replicate_mock.app import create_app
 from replicate_mock.settings import MockSettings
 
 
 def main() -> None:
-    settings = MockSettings()
+    settings = load_settings("replicate_mock", MockSettings)
     configure_logging("replicate_mock", settings.log_level)
     uvicorn.run(
         create_app(settings),

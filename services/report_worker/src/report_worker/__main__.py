@@ -9,7 +9,7 @@ import signal
 import sys
 
 from core.db import create_database
-from core.logging import configure_logging
+from core.logging import configure_logging, load_settings
 from report_worker.clock import SystemClock
 from report_worker.settings import ReportWorkerSettings
 from report_worker.worker import ReportWorker
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m report_worker", description=__doc__)
     parser.add_argument("--once", action="store_true", help="print one report now and exit")
     args = parser.parse_args(argv)
-    settings = ReportWorkerSettings()
+    settings = load_settings("report_worker", ReportWorkerSettings)
     configure_logging("report_worker", settings.log_level)
     return asyncio.run(run(settings, once=args.once))
 

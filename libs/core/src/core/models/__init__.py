@@ -3,7 +3,7 @@
 from core.models.base import metadata
 from core.models.job import TERMINAL_STATUSES, Job, JobEvent, JobMedia, JobStatus
 from core.models.pet import Pet
-from core.models.user import User
+from core.models.user import LoginFailure, User
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -11,6 +11,7 @@ __all__ = [
     "JobEvent",
     "JobMedia",
     "JobStatus",
+    "LoginFailure",
     "Pet",
     "User",
     "metadata",

@@ -6,39 +6,57 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from core.models.job import JobStatus
+from core.schemas.text import MULTI_LINE
 
 PROMPT_MAX = 2000
+IDEMPOTENCY_KEY_MAX = 255
 AspectRatio = Literal[
     "1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"
 ]
 
 
-class FluxSchnellParams(BaseModel):
-    """Inputs of a flux-schnell-style model (black-forest-labs/flux-schnell), besides the prompt."""
+def _whole_float_to_int(value: Any) -> Any:
+    """JSON Schema's `integer` is any number without a fraction, 2.0 included."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
-    model_config = ConfigDict(extra="forbid")
+
+# With a strict `int`: an integer exactly as JSON Schema means it, 2 and 2.0, never 2.5, "2" or
+# true. It goes after the bounds, so that they reach the OpenAPI document as minimum/maximum.
+WHOLE = BeforeValidator(_whole_float_to_int)
+
+
+class FluxSchnellParams(BaseModel):
+    """Inputs of a flux-schnell-style model (black-forest-labs/flux-schnell), besides the prompt.
+
+    Strict: a number is a JSON number and a flag a JSON boolean, as the schema says; "2" or 0
+    for them is a 422, not silently coerced into something the caller may not have meant.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     aspect_ratio: AspectRatio = "1:1"
-    num_outputs: int = Field(default=1, ge=1, le=4)
-    num_inference_steps: int = Field(default=4, ge=1, le=4)
-    seed: int | None = Field(
+    num_outputs: Annotated[int, Field(ge=1, le=4), WHOLE] = 1
+    num_inference_steps: Annotated[int, Field(ge=1, le=4), WHOLE] = 4
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1), WHOLE] | None = Field(
         default=None,
-        ge=0,
-        le=2**31 - 1,
-        description="Omit for a seed derived from the job id (stable across retries)",
+        description="0 to 2147483647; omit for a seed derived from the job id (stable across "
+        "retries)",
     )
     output_format: Literal["webp", "jpg", "png"] = "webp"
-    output_quality: int = Field(default=80, ge=0, le=100)
+    output_quality: Annotated[int, Field(ge=0, le=100), WHOLE] = 80
     disable_safety_checker: bool = False
     go_fast: bool = True
     megapixels: Literal["1", "0.25"] = "1"
 
 
-Prompt = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=PROMPT_MAX)
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=PROMPT_MAX), MULTI_LINE]
+# 1-255 printable ASCII characters (space to tilde): what any HTTP stack carries unchanged.
+IdempotencyKey = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=r"^[\x20-\x7e]+$"),
 ]
 
 
@@ -55,7 +73,10 @@ class GenerateRequest(BaseModel):
         },
     )
 
-    prompt: Prompt = Field(description="1-2000 characters")
+    prompt: Prompt = Field(
+        description="1-2000 characters, not blank; line breaks and tabs are fine, other control "
+        "characters are not; surrounding whitespace is trimmed"
+    )
     model: str | None = Field(
         default=None,
         max_length=200,

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from core.schemas.text import SINGLE_LINE, not_nullable
 
 PET_NAME_MAX = 100
 
@@ -31,19 +25,7 @@ class PetType(StrEnum):
     other = "other"
 
 
-def no_control_chars(value: str) -> str:
-    """Refuse NUL (PostgreSQL cannot store it) and other control characters (tabs, newlines
-    and the like only break listings and reports)."""
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-PetName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=PET_NAME_MAX),
-    AfterValidator(no_control_chars),
-]
+PetName = Annotated[str, StringConstraints(min_length=1, max_length=PET_NAME_MAX), SINGLE_LINE]
 
 
 def _lower(value: Any) -> Any:
@@ -58,7 +40,10 @@ class PetCreate(BaseModel):
         json_schema_extra={"examples": [{"name": "Rex", "pet_type": "dog"}]},
     )
 
-    name: PetName = Field(description="1-100 characters; surrounding spaces are trimmed")
+    name: PetName = Field(
+        description="1-100 characters, not blank, no control characters; "
+        "surrounding spaces are trimmed"
+    )
     pet_type: PetType = Field(description="One of: " + ", ".join(PetType))
 
     _lower_type = field_validator("pet_type", mode="before")(_lower)
@@ -71,8 +56,9 @@ class PetUpdate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"name": "Rex the Second"}]}
     )
 
-    name: PetName | None = None
-    pet_type: PetType | None = None
+    # Optional but never null: the spec shows the plain types, and `_not_null` refuses a null.
+    name: PetName | None = Field(default=None, json_schema_extra=not_nullable)
+    pet_type: PetType | None = Field(default=None, json_schema_extra=not_nullable)
 
     _lower_type = field_validator("pet_type", mode="before")(_lower)
 

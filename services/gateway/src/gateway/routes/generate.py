@@ -4,25 +4,24 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 
-from core.auth import AUTH_RESPONSES, CurrentUser
+from core.auth import AUTH_ERRORS, CurrentUser
 from core.messaging import generate_message
-from core.schemas.errors import ErrorResponse
-from core.schemas.generation import GenerateAccepted, GenerateRequest
+from core.schemas.generation import GenerateAccepted, GenerateRequest, IdempotencyKey
 from core.web import SessionDep
+from core.web_errors import error_responses, invalid
 from gateway.deps import PublisherDep, SettingsDep
 from gateway.jobs import IdempotencyConflict, create_job, mark_enqueued
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["generation"])
 
-IdempotencyKey = Annotated[
-    str | None,
+IdempotencyKeyHeader = Annotated[
+    IdempotencyKey | None,
     Header(
         alias="Idempotency-Key",
-        max_length=255,
-        description="Same key and body from the same caller returns the same job",
+        description="1-255 printable ASCII characters. The same key and body from the same "
+        "caller returns the same job; the same key with another body is a 409.",
     ),
 ]
 
@@ -32,11 +31,13 @@ IdempotencyKey = Annotated[
     status_code=status.HTTP_202_ACCEPTED,
     response_model=GenerateAccepted,
     summary="Queue a media generation job",
-    responses={
-        **AUTH_RESPONSES,
-        409: {"model": ErrorResponse, "description": "Idempotency-Key reused with another body"},
-        422: {"model": ErrorResponse, "description": "Invalid prompt, model or params"},
-    },
+    responses=error_responses(
+        (*AUTH_ERRORS, 413, 503),
+        {
+            409: "Idempotency-Key reused with another body",
+            422: "Invalid prompt, model, params or Idempotency-Key",
+        },
+    ),
 )
 async def generate(
     body: GenerateRequest,
@@ -46,20 +47,12 @@ async def generate(
     session: SessionDep,
     settings: SettingsDep,
     publisher: PublisherDep,
-    idempotency_key: IdempotencyKey = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> GenerateAccepted:
-    model = body.model or settings.gateway_default_model
+    model = settings.gateway_default_model if body.model is None else body.model
     if model not in settings.allowed_models:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("body", "model"),
-                    "msg": "Unknown model; allowed: " + ", ".join(sorted(settings.allowed_models)),
-                    "input": model,
-                }
-            ]
-        )
+        allowed = ", ".join(sorted(settings.allowed_models))
+        raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
     try:
         accepted = await create_job(
             session=session,

@@ -1,23 +1,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from core.auth import AUTH_RESPONSES, CurrentUser
+from core.auth import AUTH_ERRORS, CurrentUser
 from core.models import Job, JobMedia, JobStatus
 from core.pagination import InvalidCursor, decode_cursor, encode_cursor
-from core.schemas.errors import ErrorResponse
 from core.schemas.generation import JobPage, JobPublic, JobSummary, MediaPublic
 from core.web import SessionDep
+from core.web_errors import error_responses, invalid
 from gateway.jobs import JobNotCancelable, cancel_job, get_job, list_jobs
 
 router = APIRouter(tags=["jobs"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No such job for this caller"}
-}
+ERRORS = (*AUTH_ERRORS, 422, 503)
+NO_JOB = {404: "No such job for this caller"}
 
 
 def job_not_found(job_id: uuid.UUID) -> HTTPException:
@@ -54,7 +53,7 @@ def to_public(request: Request, job: Job, media: list[JobMedia]) -> JobPublic:
     "/status/{job_id}",
     response_model=JobPublic,
     summary="A job's status, attempts, last error and, once succeeded, its media",
-    responses={**AUTH_RESPONSES, **NOT_FOUND},
+    responses=error_responses(ERRORS, NO_JOB),
 )
 async def get_status(
     job_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep
@@ -69,7 +68,7 @@ async def get_status(
     "/jobs",
     response_model=JobPage,
     summary="Your jobs, newest first",
-    responses={**AUTH_RESPONSES, 422: {"model": ErrorResponse, "description": "Bad query"}},
+    responses=error_responses(ERRORS),
 )
 async def get_jobs(
     request: Request,
@@ -82,7 +81,7 @@ async def get_jobs(
     try:
         after = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from None
+        raise invalid(("query", "cursor"), str(exc), value=cursor) from None
     jobs = await list_jobs(
         session=session, owner_id=user.id, status=status_filter, limit=limit + 1, after=after
     )
@@ -109,11 +108,7 @@ async def get_jobs(
     "/jobs/{job_id}/cancel",
     response_model=JobPublic,
     summary="Cancel a queued or running job",
-    responses={
-        **AUTH_RESPONSES,
-        **NOT_FOUND,
-        409: {"model": ErrorResponse, "description": "The job already finished"},
-    },
+    responses=error_responses(ERRORS, {**NO_JOB, 409: "The job already finished"}),
 )
 async def cancel(
     job_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep

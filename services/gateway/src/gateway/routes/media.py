@@ -8,11 +8,11 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlmodel import select
 from starlette.background import BackgroundTask
 
-from core.auth import AUTH_RESPONSES, CurrentUser
+from core.auth import AUTH_ERRORS, CurrentUser
 from core.models import Job, JobMedia
-from core.schemas.errors import ErrorResponse
 from core.storage import MediaNotFound, StorageUnavailable
 from core.web import SessionDep
+from core.web_errors import error_responses
 from gateway.deps import SettingsDep, StorageDep
 
 router = APIRouter(tags=["media"])
@@ -23,11 +23,12 @@ router = APIRouter(tags=["media"])
     summary="Download one generated file (or a redirect to a presigned S3 URL)",
     response_class=Response,
     responses={
-        **AUTH_RESPONSES,
         200: {"content": {"image/*": {}}, "description": "The file"},
         307: {"description": "Redirect to a short-lived presigned URL"},
-        404: {"model": ErrorResponse, "description": "No such job or file for this caller"},
-        503: {"model": ErrorResponse, "description": "Storage unavailable"},
+        **error_responses(
+            (*AUTH_ERRORS, 422),
+            {404: "No such job or file for this caller", 503: "Database or storage unavailable"},
+        ),
     },
 )
 async def get_media(
