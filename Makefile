@@ -8,7 +8,8 @@ SERVICES := gateway generation_worker pet_api report_worker replicate_mock
         lint fmt bench
 
 help: ## list targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
+	@for s in $(SERVICES); do printf "  %-24s %s\n" "test-$$s" "tests of services/$$s"; done
 
 install: ## create .venv from uv.lock (all workspace packages and dev tools)
 	$(UV) sync --frozen --all-packages
@@ -38,10 +39,10 @@ migrate: ## create the database if missing and apply every migration
 user: ## create a user: make user USERNAME=alice PASSWORD=secret123
 	$(RUN) python -m core.cli create-user $(if $(USERNAME),--username $(USERNAME)) $(if $(PASSWORD),--password $(PASSWORD))
 
-lint: ## ruff (format check + lint), mypy --strict on libs/core, hadolint, compose validation
+lint: ## ruff (format check + lint), mypy --strict (core and services), hadolint, dclint
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
-	$(RUN) mypy libs/core/src
+	$(RUN) mypy libs/core/src libs/testkit/src
 	$(RUN) mypy services/*/src
 	$(RUN) hadolint deploy/Dockerfile
 	./deploy/dclint.sh
