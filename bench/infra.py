@@ -281,3 +281,23 @@ def run_measured(
     if popen.returncode != 0:
         log(f"{args[0]} exited {popen.returncode}: {err[-2000:]}")
     return wall, peak_kb / 1024, popen.returncode
+
+
+def served_with(svc: Service) -> str:
+    """What the server process really runs on, read from its memory map: uvicorn's "auto"
+    picks uvloop and httptools only if they import, so a loaded extension is the one in use."""
+    try:
+        maps = Path(f"/proc/{svc.popen.pid}/maps").read_text()
+    except OSError:
+        return "unknown (no /proc)"
+    loop = "uvloop" if "/uvloop/" in maps else "asyncio"
+    http = "httptools" if "/httptools/" in maps else "h11"
+    access = svc.stderr().count('"logger": "uvicorn.access"')
+    log_note = f"access log ON ({access:,} lines)" if access else "no access log"
+    return f"{svc.name}: {loop} + {http}, {log_note}"
+
+
+def served_note(services: Sequence[Service]) -> str:
+    return "Served with (from each process's memory map and STDERR): " + "; ".join(
+        served_with(s) for s in services
+    )
