@@ -15,7 +15,7 @@ from types import FrameType
 
 from bench import results
 from bench.infra import log
-from bench.machine import describe
+from bench.machine import describe, load_average
 from bench.rates import Generator, RateOptions
 from bench.wrk import INSTALL_HINT, wrk_path
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log("interrupted; cleaned up")
         return 130
-    total = f"_total wall time: {time.monotonic() - started:.0f} s_"
+    total = f"_total wall time: {time.monotonic() - started:.0f} s; at the end: {load_average()}_"
     outputs.append(total)
     print(total, flush=True)
     if args.write_results:

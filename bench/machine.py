@@ -59,6 +59,12 @@ def _rabbitmq_version() -> str:
     return done.stdout.strip() or "?"
 
 
+def load_average() -> str:
+    """Other work on the machine shows here first: the bench alone keeps it near 2."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} (1, 5, 15 min)"
+
+
 def describe() -> list[str]:
     mem_kb = _first("/proc/meminfo", "MemTotal") or "0 kB"
     mem_gb = int(mem_kb.split()[0]) / 1024 / 1024
@@ -70,4 +76,5 @@ def describe() -> list[str]:
         f"Software: Python {platform.python_version()}, PostgreSQL {_postgres_version()}, "
         f"RabbitMQ {_rabbitmq_version()}, wrk {_wrk_version()}; every process (load generator "
         "included) on this machine, over loopback",
+        f"At the start: {load_average()}",
     ]
