@@ -25,8 +25,8 @@ from bench import publish_lag
 from bench.amqp import declare_generation_queue
 from bench.infra import (
     BENCH_USER,
-    REPO_ROOT,
     Database,
+    bench_app,
     bench_database,
     bench_vhost,
     create_user,
@@ -119,6 +119,21 @@ async def _purge(broker_url: str) -> None:
         await connection.close()
 
 
+def _publish_lags(
+    targets: list[tuple[str, LoadSpec]],
+    rate: float,
+    duration: float,
+    broker_url: str,
+    db: Database,
+) -> list[publish_lag.Lag]:
+    lags = []
+    for label, spec in targets:
+        log(f"generate: publish lag, {label} at {rate:.1f} req/s for {duration:g} s")
+        paced = publish_lag.PacedSpec(spec, rate=rate, duration=duration)
+        lags.append(publish_lag.measure(label, paced, broker_url=broker_url, dsn=db.dsn))
+    return lags
+
+
 def _run_gateway_load(opts: RateOptions) -> str:
     with workdir() as tmp, bench_database() as db, bench_vhost() as broker_url:
         create_user(db)
@@ -132,30 +147,9 @@ def _run_gateway_load(opts: RateOptions) -> str:
             service(
                 "gateway", ["-m", "gateway"], env, cwd=tmp, logs=tmp, health_url=f"{gw}/healthz"
             ) as gw_svc,
-            service(
-                "bare_app",
-                ["-m", "bench.bare_app", "--port", str(bare_port)],
-                {},
-                cwd=REPO_ROOT,
-                logs=tmp,
-                health_url=f"{bare}/healthz",
-            ) as bare_svc,
-            service(
-                "lean_core",
-                ["-m", "bench.lean_core", "--port", str(core_port), *lean],
-                {},
-                cwd=REPO_ROOT,
-                logs=tmp,
-                health_url=f"{core}/healthz",
-            ) as core_svc,
-            service(
-                "lean_asyncpg",
-                ["-m", "bench.lean_asyncpg", "--port", str(apg_port), *lean],
-                {},
-                cwd=REPO_ROOT,
-                logs=tmp,
-                health_url=f"{apg}/healthz",
-            ) as apg_svc,
+            bench_app("bare_app", bare_port, [], logs=tmp) as bare_svc,
+            bench_app("lean_core", core_port, lean, logs=tmp) as core_svc,
+            bench_app("lean_asyncpg", apg_port, lean, logs=tmp) as apg_svc,
         ):
             auth = (("Authorization", f"Bearer {get_token(gw)}"),)
             accepted = (202,)
@@ -188,11 +182,8 @@ def _run_gateway_load(opts: RateOptions) -> str:
                 suite="generate",
             )
             rate = max(1.0, rates[GATEWAY].median.rps / 2)
-            lags = []
-            for label, spec in ((GATEWAY, generate(gw, auth)), (RAW, generate(apg))):
-                log(f"generate: publish lag, {label} at {rate:.1f} req/s for {opts.duration:g} s")
-                paced = publish_lag.PacedSpec(spec, rate=rate, duration=opts.duration)
-                lags.append(publish_lag.measure(label, paced, broker_url=broker_url, dsn=db.dsn))
+            lag_targets = [(GATEWAY, generate(gw, auth)), (RAW, generate(apg))]
+            lags = _publish_lags(lag_targets, rate, opts.duration, broker_url, db)
             served = served_note([bare_svc, gw_svc, core_svc, apg_svc])
     out = rate_table("generate (a): POST /generate, no worker", targets, rates, opts)
     out += f"\n{RATE_NOTE}\n\n{served}\n\n"

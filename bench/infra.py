@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -202,6 +202,20 @@ def service(
     finally:
         with _no_interrupt():
             proc.stop()
+
+
+def bench_app(
+    name: str, port: int, args: Sequence[str], *, logs: Path
+) -> AbstractContextManager[Service]:
+    """One of the bench's own apps (bench/<name>.py: bare_app, lean_core, lean_asyncpg)."""
+    return service(
+        name,
+        ["-m", f"bench.{name}", "--port", str(port), *args],
+        {},
+        cwd=REPO_ROOT,
+        logs=logs,
+        health_url=f"http://127.0.0.1:{port}/healthz",
+    )
 
 
 def uvicorn_service_env(db: Database) -> dict[str, str]:

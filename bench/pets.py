@@ -10,8 +10,8 @@ from pathlib import Path
 from bench.infra import (
     BENCH_PASSWORD,
     BENCH_USER,
-    REPO_ROOT,
     Database,
+    bench_app,
     bench_database,
     free_port,
     get_token,
@@ -59,30 +59,9 @@ def _run(db: Database, tmp: Path, opts: RateOptions, seed_pets: int) -> str:
         service(
             "pet_api", ["-m", "pet_api"], env, cwd=tmp, logs=tmp, health_url=f"{pet}/healthz"
         ) as pet_svc,
-        service(
-            "bare_app",
-            ["-m", "bench.bare_app", "--port", str(bare_port)],
-            {},
-            cwd=REPO_ROOT,
-            logs=tmp,
-            health_url=f"{bare}/healthz",
-        ) as bare_svc,
-        service(
-            "lean_core",
-            ["-m", "bench.lean_core", "--port", str(core_port), *lean],
-            {},
-            cwd=REPO_ROOT,
-            logs=tmp,
-            health_url=f"{core}/healthz",
-        ) as core_svc,
-        service(
-            "lean_asyncpg",
-            ["-m", "bench.lean_asyncpg", "--port", str(apg_port), *lean],
-            {},
-            cwd=REPO_ROOT,
-            logs=tmp,
-            health_url=f"{apg}/healthz",
-        ) as apg_svc,
+        bench_app("bare_app", bare_port, [], logs=tmp) as bare_svc,
+        bench_app("lean_core", core_port, lean, logs=tmp) as core_svc,
+        bench_app("lean_asyncpg", apg_port, lean, logs=tmp) as apg_svc,
     ):
         auth = (("Authorization", f"Bearer {get_token(pet)}"),)
         paths = tuple(f"/pets/{i}" for i in ids)
