@@ -63,5 +63,5 @@ $(addprefix test-,$(SERVICES)): test-%:
 test-e2e: ## cross-service end-to-end tests (real processes)
 	$(PYTEST) tests
 
-bench: ## benchmarks; prints tables (see bench/README.md)
-	$(RUN) python -m bench
+bench: ## benchmarks, printed as tables (bench/README.md); BENCH_ARGS=--write-results: RESULTS.md
+	$(RUN) python -m bench $(BENCH_ARGS)

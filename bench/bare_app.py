@@ -1,16 +1,15 @@
-"""The floor to compare the services against: a minimal FastAPI app, no database.
+"""The baseline every rate is divided by: a minimal FastAPI app, no database.
 
-`python -m bench.bare_app --port N [--no-access-log]` serves it with uvicorn the way the
-services serve themselves (one process, `log_config=None`).
+`python -m bench.bare_app --port N` serves it as bench/serve.py says: one uvicorn process,
+uvloop + httptools, access log off.
 """
 
 from __future__ import annotations
 
-import argparse
-
-import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
+
+from bench.serve import port_parser, serve
 
 app = FastAPI(title="bench bare app")
 
@@ -36,14 +35,8 @@ async def healthz() -> dict[str, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.bare_app")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--no-access-log", action="store_true")
-    args = parser.parse_args()
-    uvicorn.run(
-        app, host=args.host, port=args.port, log_config=None, access_log=not args.no_access_log
-    )
+    args = port_parser("python -m bench.bare_app").parse_args()
+    serve(app, host=args.host, port=args.port)
 
 
 if __name__ == "__main__":

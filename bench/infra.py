@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -204,6 +204,20 @@ def service(
             proc.stop()
 
 
+def bench_app(
+    name: str, port: int, args: Sequence[str], *, logs: Path
+) -> AbstractContextManager[Service]:
+    """One of the bench's own apps (bench/<name>.py: bare_app, lean_core, lean_asyncpg)."""
+    return service(
+        name,
+        ["-m", f"bench.{name}", "--port", str(port), *args],
+        {},
+        cwd=REPO_ROOT,
+        logs=logs,
+        health_url=f"http://127.0.0.1:{port}/healthz",
+    )
+
+
 def uvicorn_service_env(db: Database) -> dict[str, str]:
     """Settings every service in a suite shares."""
     return {
@@ -281,3 +295,23 @@ def run_measured(
     if popen.returncode != 0:
         log(f"{args[0]} exited {popen.returncode}: {err[-2000:]}")
     return wall, peak_kb / 1024, popen.returncode
+
+
+def served_with(svc: Service) -> str:
+    """What the server process really runs on, read from its memory map: uvicorn's "auto"
+    picks uvloop and httptools only if they import, so a loaded extension is the one in use."""
+    try:
+        maps = Path(f"/proc/{svc.popen.pid}/maps").read_text()
+    except OSError:
+        return "unknown (no /proc)"
+    loop = "uvloop" if "/uvloop/" in maps else "asyncio"
+    http = "httptools" if "/httptools/" in maps else "h11"
+    access = svc.stderr().count('"logger": "uvicorn.access"')
+    log_note = f"access log ON ({access:,} lines)" if access else "no access log"
+    return f"{svc.name}: {loop} + {http}, {log_note}"
+
+
+def served_note(services: Sequence[Service]) -> str:
+    return "Served with (from each process's memory map and STDERR): " + "; ".join(
+        served_with(s) for s in services
+    )

@@ -1,8 +1,9 @@
 """A small HTTP/1.1 keep-alive load generator over raw asyncio streams.
 
-`run_load(spec)` runs the generator in a separate (spawned) process, so the client never shares
-a GIL with the server it measures; the child returns only a summary (counts and percentiles).
-Every target in the suites goes through this one generator, so rows are comparable.
+`LoadProcess` runs it in a separate (spawned) process, so the client never shares a GIL with
+the server it measures; the child returns only a summary (counts and percentiles).
+The fallback for the rate rows when wrk is missing; it also submits the jobs run's requests
+(a fixed count, which wrk cannot do).
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ import random
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from multiprocessing import get_context
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -50,28 +56,7 @@ class LoadResult:
         return self.requests / self.elapsed if self.elapsed > 0 else math.nan
 
 
-@dataclass(frozen=True)
-class LoadOptions:
-    """What the command line sets for every load run."""
-
-    duration: float
-    connections: int
-    warmup: float
-
-    def apply(self, spec: LoadSpec) -> LoadSpec:
-        return replace(
-            spec, connections=self.connections, duration=self.duration, warmup=self.warmup
-        )
-
-
-HEADER = ["target", "req/s", "p50 ms", "p99 ms", "requests", "errors"]
-
-
-def load_row(label: str, result: LoadResult) -> list[object]:
-    return [label, result.rps, result.p50_ms, result.p99_ms, result.requests, result.errors]
-
-
-class _BadResponse(Exception):
+class BadResponse(Exception):
     pass
 
 
@@ -82,7 +67,7 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank]
 
 
-def _request_bytes(spec: LoadSpec, host: str, path: str) -> bytes:
+def request_bytes(spec: LoadSpec, host: str, path: str) -> bytes:
     lines = [f"{spec.method} {path} HTTP/1.1", f"Host: {host}", "Connection: keep-alive"]
     lines += [f"{name}: {value}" for name, value in spec.headers]
     body = spec.body or b""
@@ -91,13 +76,13 @@ def _request_bytes(spec: LoadSpec, host: str, path: str) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    """Read one response; return (status, server wants the connection closed)."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    """Read one response; return (status, server wants the connection closed, body)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-        raise _BadResponse(lines[0])
+        raise BadResponse(lines[0])
     status = int(parts[1])
     length: int | None = None
     chunked = close = False
@@ -110,24 +95,25 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
             chunked = True
         elif name == "connection" and value == "close":
             close = True
+    body = b""
     if chunked:
         while True:
             size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
+            body += (await reader.readexactly(size + 2))[:size]
             if size == 0:
                 break
     elif length is not None:
-        await reader.readexactly(length)
+        body = await reader.readexactly(length)
     elif status not in (204, 304):
-        raise _BadResponse("response without length")
-    return status, close
+        raise BadResponse("response without length")
+    return status, close, body
 
 
 async def _load(spec: LoadSpec) -> LoadResult:
     parts = urlsplit(spec.url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     host_header = parts.netloc
-    requests_by_path = {p: _request_bytes(spec, host_header, p) for p in spec.paths}
+    requests_by_path = {p: request_bytes(spec, host_header, p) for p in spec.paths}
     paths = list(spec.paths)
     ok = set(spec.ok_statuses)
     latencies: list[float] = []
@@ -161,9 +147,9 @@ async def _load(spec: LoadSpec) -> LoadResult:
                     if not first_wall and sent >= measure_from:
                         first_wall.append(time.time())
                     writer.write(requests_by_path[random.choice(paths)])
-                    status, close = await _read_response(reader)
+                    status, close, _ = await read_response(reader)
                     done = loop.time()
-                except (OSError, asyncio.IncompleteReadError, _BadResponse, ValueError):
+                except (OSError, asyncio.IncompleteReadError, BadResponse, ValueError):
                     if sent >= measure_from:
                         errors += 1
                         statuses["conn-error"] += 1
@@ -221,6 +207,10 @@ class LoadProcess:
 
     def run(self, spec: LoadSpec) -> LoadResult:
         return self.submit(spec).result()
+
+    def call(self, fn: Callable[[A], R], arg: A) -> R:
+        """Run a picklable module-level `fn(arg)` in the child (e.g. the paced client)."""
+        return self._pool.submit(fn, arg).result()
 
     def close(self) -> None:
         processes = list((getattr(self._pool, "_processes", None) or {}).values())

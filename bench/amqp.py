@@ -1,0 +1,73 @@
+"""The generation queue as dramatiq declares it, and Dramatiq-format messages via aio-pika.
+
+Used by the raw-asyncpg and Core reference apps (publishing with publisher confirms) and by the
+publish-lag consumer. Queue arguments must match dramatiq's exactly: RabbitMQ refuses a second
+declaration of a queue with different arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+from dramatiq.common import xq_name
+
+from core.messaging import GENERATE_ACTOR, GENERATION_QUEUE, STEP_START
+
+
+def queue_arguments(queue: str) -> dict[str, Any]:
+    # dramatiq's RabbitmqBroker._build_queue_arguments (no max_priority configured here)
+    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": str(xq_name(queue))}
+
+
+async def declare_generation_queue(channel: AbstractChannel) -> AbstractQueue:
+    return await channel.declare_queue(
+        GENERATION_QUEUE, durable=True, arguments=queue_arguments(GENERATION_QUEUE)
+    )
+
+
+def generate_message_body(job_id: str) -> bytes:
+    """What core.messaging.generate_message(job_id) encodes to (dramatiq's JSON encoder)."""
+    message = {
+        "queue_name": GENERATION_QUEUE,
+        "actor_name": GENERATE_ACTOR,
+        "args": [job_id, STEP_START, 0],
+        "kwargs": {},
+        "options": {},
+        "message_id": str(uuid.uuid4()),
+        "message_timestamp": int(time.time() * 1000),
+    }
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+class ConfirmingPublisher:
+    """One connection, one channel with publisher confirms: `publish` returns once RabbitMQ
+    has taken the persistent message. aiormq tracks delivery tags, so concurrent requests
+    share the channel with many confirms in flight (no thread pool needed)."""
+
+    def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel) -> None:
+        self._connection = connection
+        self._channel = channel
+
+    @classmethod
+    async def connect(cls, url: str) -> ConfirmingPublisher:
+        connection = await aio_pika.connect_robust(url)
+        channel = await connection.channel(publisher_confirms=True)
+        await declare_generation_queue(channel)
+        return cls(connection, channel)
+
+    async def publish_generate(self, job_id: str, *, timeout: float = 5.0) -> None:
+        message = aio_pika.Message(
+            generate_message_body(job_id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        )
+        # mandatory: an unroutable message is an error, as in dramatiq with confirms
+        await self._channel.default_exchange.publish(
+            message, routing_key=GENERATION_QUEUE, mandatory=True, timeout=timeout
+        )
+
+    async def close(self) -> None:
+        await self._connection.close()
