@@ -8,7 +8,7 @@ from typing import Any
 
 from core.db import Database
 from core.schemas.pets import PetType
-from report_worker.query import count_pets, snapshot, stream_pets
+from report_worker.query import count_pets, snapshot, stream_pet_pages
 
 
 async def test_counts_and_rows_come_from_one_snapshot(
@@ -23,7 +23,7 @@ async def test_counts_and_rows_come_from_one_snapshot(
             await other.exec_driver_sql(
                 "INSERT INTO pets (id, name, pet_type) VALUES (gen_random_uuid(), 'Late', 'cat')"
             )
-        names = [pet.name async for pet in stream_pets(conn, page_size=1)]
+        names = [pet.name async for page in stream_pet_pages(conn, 1) for pet in page]
     assert counts.total == 3 == len(names)
     assert counts.by_type[PetType.cat] == 2
     assert list(counts.by_type) == list(PetType)  # every type, in a stable order

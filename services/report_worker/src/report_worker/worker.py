@@ -24,6 +24,7 @@ neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from core.db import Database
 from report_worker.clock import Clock
 from report_worker.errors import TRANSIENT_ERRORS, describe
 from report_worker.output import BatchedWriter
-from report_worker.query import count_pets, snapshot, stream_pets
+from report_worker.query import count_pets, snapshot, stream_pet_pages
 from report_worker.render import render_report
 from report_worker.schedule import run_schedule, tick_time
 from report_worker.settings import ReportWorkerSettings
@@ -115,11 +116,13 @@ class ReportWorker:
 
     async def _print(self, conn: AsyncConnection, generated_at: datetime) -> int:
         counts = await count_pets(conn)
-        pets = stream_pets(conn, self._settings.report_page_size)
         writer = BatchedWriter(self._out)
         try:
-            async for chunk in render_report(generated_at=generated_at, counts=counts, pets=pets):
-                await writer.write(chunk)
+            pages = stream_pet_pages(conn, self._settings.report_page_size)
+            async with contextlib.aclosing(pages):
+                report = render_report(generated_at=generated_at, counts=counts, pages=pages)
+                async for chunk in report:
+                    await writer.write(chunk)
         except (Exception, asyncio.CancelledError) as exc:
             # Whatever was printed must not pass for a whole report.
             reason = "stopped" if isinstance(exc, asyncio.CancelledError) else describe(exc)
