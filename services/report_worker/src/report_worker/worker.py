@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TextIO
@@ -51,6 +53,23 @@ _CLAIM = text(
     "SELECT pg_try_advisory_xact_lock(:key, :tick) AS claimed,"
     " EXTRACT(EPOCH FROM clock_timestamp())::float8 AS db_now"
 )
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while inside.
+
+    A report allocates about ten container objects per pet, all freed by reference counting;
+    the collector, triggered every 700 allocations, would walk each page (and every object
+    imported at start-up) several times over for nothing: 40-50 % of a report's CPU time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class TickOutcome(StrEnum):
@@ -119,10 +138,11 @@ class ReportWorker:
         writer = BatchedWriter(self._out)
         try:
             pages = stream_pet_pages(conn, self._settings.report_page_size)
-            async with contextlib.aclosing(pages):
-                report = render_report(generated_at=generated_at, counts=counts, pages=pages)
-                async for chunk in report:
-                    await writer.write(chunk)
+            with _no_cyclic_gc():
+                async with contextlib.aclosing(pages):
+                    report = render_report(generated_at=generated_at, counts=counts, pages=pages)
+                    async for chunk in report:
+                        await writer.write(chunk)
         except (Exception, asyncio.CancelledError) as exc:
             # Whatever was printed must not pass for a whole report.
             reason = "stopped" if isinstance(exc, asyncio.CancelledError) else describe(exc)
