@@ -22,7 +22,7 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
-    enable_async=True,  # the template iterates the database cursor directly
+    enable_async=True,  # the template iterates the pages as they are read from the database
 )
 
 
