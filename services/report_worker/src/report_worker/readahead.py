@@ -29,7 +29,8 @@ async def read_ahead(source: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]
             yield item
     finally:
         pending.cancel()  # a no-op if it is done
-        # Nobody wants this item or its error any more; the connection must be idle again.
+        # Nobody wants this item or its error any more, but what fetches it (a query on a
+        # connection) must have settled before the caller uses that connection again.
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await pending
         await source.aclose()
