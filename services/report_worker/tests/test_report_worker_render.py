@@ -154,6 +154,23 @@ async def test_big_directory_is_streamed_in_batches(db: Database, clock_at: Any)
     rows = [line for line in text_out.splitlines() if line.startswith("pet ")]
     assert [r.split()[1] for r in rows] == [f"{i:05d}" for i in range(1, 5001)]  # oldest first
     assert text_out.endswith("End of report: 5,000 pets.\n")
-    # The output went out in bounded batches: the whole report never was one string.
+    # The output went out in bounded batches: the whole report never was one string. A batch
+    # ends with the chunk that filled it: at most one page of rows (100 here) past the mark.
     assert len(out.writes) > 3
-    assert max(out.writes) < BATCH_CHARS + 200
+    assert max(out.writes) < BATCH_CHARS + 100 * len(rows[0] + "\n") + 200
+
+
+async def test_page_size_does_not_change_the_text(
+    db: Database, clock_at: Any, insert_pets: Callable[..., Awaitable[Any]]
+) -> None:
+    t = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
+    odd = ["C" * 40, "猫" * 17, "Tab\there", "Zoë", "Cafe\u0301 au lait"]
+    kinds = ["cat", "dog", "bird", "fish", "rabbit", "hamster", "reptile", "other"]
+    await insert_pets(
+        [(f"pet {i}", kinds[i % len(kinds)], t + timedelta(seconds=i)) for i in range(12)]
+        + [(name, "other", t + timedelta(days=1)) for name in odd]
+    )
+    whole = (await report(db, clock_at, page_size=1000)).getvalue()  # one page
+    assert whole.endswith("End of report: 17 pets.\n")
+    for page_size in (1, 2, 5, 16, 17):  # pages that divide the 17 rows and pages that do not
+        assert (await report(db, clock_at, page_size=page_size)).getvalue() == whole

@@ -29,6 +29,9 @@ def display_width(text: str) -> int:
 def cell(value: object, width: int, *, right: bool = False) -> str:
     """`value` aligned in exactly `width` columns, cut with an ellipsis if too long."""
     text = str(value)
+    if len(text) <= width and text.isascii() and text.isprintable():
+        # The common case, once per row: one column per character, nothing to cut.
+        return text.rjust(width) if right else text.ljust(width)
     if not text.isprintable():
         text = _printable(text)
     if display_width(text) > width:
@@ -47,7 +50,20 @@ def cell(value: object, width: int, *, right: bool = False) -> str:
 
 def utc(value: datetime) -> str:
     """`2026-11-24 12:00:00` in UTC, to the second."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.year < 1000:  # how many digits strftime gives such a year depends on the platform
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    # The same text as strftime at a third of the cost (this runs once per row); %-formatting
+    # is also faster here than format specifiers.
+    return "%d-%02d-%02d %02d:%02d:%02d" % (  # noqa: UP031
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+    )
 
 
 def thousands(value: int) -> str:

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
+import asyncpg
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
 from core.models import Pet
 from core.schemas.pets import PetPublic, PetType
+from report_worker.readahead import read_ahead
+
+# The columns are PetPublic's fields, by name: a fetched row validates as one.
+_PETS_OLDEST_FIRST = select(
+    col(Pet.id), col(Pet.name), col(Pet.pet_type), col(Pet.created_at), col(Pet.updated_at)
+).order_by(col(Pet.created_at), col(Pet.id))
+_CURSOR = "report_pets"
+
+# One validator call per page, not one per row.
+_PAGE = TypeAdapter(list[PetPublic])
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +59,32 @@ async def count_pets(conn: AsyncConnection) -> PetCounts:
     return PetCounts(by_type={kind: found.get(kind.value, 0) for kind in PetType})
 
 
-async def stream_pets(conn: AsyncConnection, page_size: int) -> AsyncIterator[PetPublic]:
-    """Every pet, oldest first, through a server-side cursor fetching `page_size` rows a time."""
-    stmt = (
-        select(
-            col(Pet.id), col(Pet.name), col(Pet.pet_type), col(Pet.created_at), col(Pet.updated_at)
-        )
-        .order_by(col(Pet.created_at), col(Pet.id))
-        .execution_options(yield_per=page_size)
-    )
-    result = await conn.stream(stmt)
-    try:
-        # One await per page, not per row: each await crosses SQLAlchemy's greenlet bridge.
-        async for page in result.partitions():
-            for row in page:
-                yield PetPublic.model_validate(row)
-    finally:
-        await result.close()
+async def stream_pet_pages(
+    conn: AsyncConnection, page_size: int
+) -> AsyncGenerator[list[PetPublic], None]:
+    """Every pet, oldest first, in validated pages of at most `page_size` from a server-side
+    cursor. Close it (`contextlib.aclosing`) before the transaction ends: a page may be in flight.
+
+    The cursor is declared through SQLAlchemy (which begins the transaction if nothing has yet)
+    but read with the asyncpg connection underneath: SQLAlchemy's server-side cursor fetches
+    each page in two round trips (50 rows, then the rest) and wraps every record in a Row. At a
+    million pets that cost a fifth more CPU time than reading the records directly (3.9 s
+    against 3.2 s for the whole report, start-up aside), and the second round trip, sent only
+    once the first came back, kept the read-ahead from hiding the database's share.
+    """
+    sql = _PETS_OLDEST_FIRST.compile(dialect=conn.dialect)
+    await conn.exec_driver_sql(f"DECLARE {_CURSOR} NO SCROLL CURSOR FOR {sql}")
+    driver = (await conn.get_raw_connection()).driver_connection
+    async with aclosing(read_ahead(_fetch_pages(driver, page_size))) as pages:
+        async for records in pages:
+            yield _PAGE.validate_python([dict(record.items()) for record in records])
+    await conn.exec_driver_sql(f"CLOSE {_CURSOR}")
+
+
+async def _fetch_pages(
+    driver: asyncpg.Connection, page_size: int
+) -> AsyncGenerator[list[asyncpg.Record], None]:
+    """The declared cursor's asyncpg records, a page per round trip, until it is exhausted."""
+    fetch = f"FETCH FORWARD {int(page_size)} FROM {_CURSOR}"
+    while records := await driver.fetch(fetch):
+        yield records

@@ -24,8 +24,11 @@ neither.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TextIO
@@ -37,7 +40,7 @@ from core.db import Database
 from report_worker.clock import Clock
 from report_worker.errors import TRANSIENT_ERRORS, describe
 from report_worker.output import BatchedWriter
-from report_worker.query import count_pets, snapshot, stream_pets
+from report_worker.query import count_pets, snapshot, stream_pet_pages
 from report_worker.render import render_report
 from report_worker.schedule import run_schedule, tick_time
 from report_worker.settings import ReportWorkerSettings
@@ -50,6 +53,23 @@ _CLAIM = text(
     "SELECT pg_try_advisory_xact_lock(:key, :tick) AS claimed,"
     " EXTRACT(EPOCH FROM clock_timestamp())::float8 AS db_now"
 )
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while inside.
+
+    A report allocates about ten container objects per pet, all freed by reference counting;
+    the collector, triggered every 700 allocations, would walk each page (and every object
+    imported at start-up) several times over for nothing: 40-50 % of a report's CPU time.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class TickOutcome(StrEnum):
@@ -115,11 +135,14 @@ class ReportWorker:
 
     async def _print(self, conn: AsyncConnection, generated_at: datetime) -> int:
         counts = await count_pets(conn)
-        pets = stream_pets(conn, self._settings.report_page_size)
         writer = BatchedWriter(self._out)
         try:
-            async for chunk in render_report(generated_at=generated_at, counts=counts, pets=pets):
-                await writer.write(chunk)
+            pages = stream_pet_pages(conn, self._settings.report_page_size)
+            with _no_cyclic_gc():
+                async with contextlib.aclosing(pages):
+                    report = render_report(generated_at=generated_at, counts=counts, pages=pages)
+                    async for chunk in report:
+                        await writer.write(chunk)
         except (Exception, asyncio.CancelledError) as exc:
             # Whatever was printed must not pass for a whole report.
             reason = "stopped" if isinstance(exc, asyncio.CancelledError) else describe(exc)
