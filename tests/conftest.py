@@ -54,7 +54,6 @@ def service_env(
         "REPLICATE_BASE_URL": mock_url,
         "REPLICATE_API_TOKEN": MOCK_TOKEN,
         "GATEWAY_SWEEP_INTERVAL_SECONDS": "0.5",
-        "GATEWAY_UNPUBLISHED_GRACE_SECONDS": "0.5",
         "GENERATION_THREADS": "4",
         "GENERATION_POLL_INTERVAL_SECONDS": "0.2",
         "GENERATION_POLL_MAX_INTERVAL_SECONDS": "0.5",
@@ -101,3 +100,11 @@ def wait_for_status(
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} still {body['status']} after {timeout}s: {body}")
         time.sleep(0.2)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.1)

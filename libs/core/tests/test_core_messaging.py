@@ -1,4 +1,6 @@
-"""Dramatiq over the real RabbitMQ: broker wiring, publish, retries with backoff, async actors.
+"""Dramatiq over the real RabbitMQ, publishing with aio-pika: the worker's broker wiring, the
+message contracts, publish with confirms, delays, Dramatiq's retries with backoff, async
+actors, and connections that survive idling and close without an ERROR line.
 
 Each test uses its own queue (deleted afterwards with its .DQ and .XQ) and its own broker, which
 is never made dramatiq's global broker.
@@ -8,43 +10,44 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dramatiq
-import dramatiq.broker
 import pika
 import pytest
 from dramatiq.asyncio import get_event_loop_thread
-from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.common import current_millis, dq_name, xq_name
 from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
     Callbacks,
     CurrentMessage,
-    Middleware,
     Pipelines,
     Retries,
     ShutdownNotifications,
     TimeLimit,
 )
 
+from core.amqp import AmqpPublisher, PublishFailed
 from core.messaging import (
     GENERATE_ACTOR,
     GENERATION_QUEUE,
-    STEP_POLL,
-    STEP_START,
-    Publisher,
+    POLL_ACTOR,
+    POLL_QUEUE,
+    AsyncPublishingBroker,
     build_message,
-    create_broker,
+    create_publisher,
     generate_message,
-    publish,
+    poll_message,
+    queue_arguments,
+    run_on_worker_loop,
 )
 from core.settings import BrokerSettings
 
@@ -72,17 +75,26 @@ def queue_name() -> Iterator[str]:
 
 
 @pytest.fixture
-def make_broker() -> Iterator[Callable[..., RabbitmqBroker]]:
-    brokers: list[RabbitmqBroker] = []
+def make_broker() -> Iterator[Callable[..., AsyncPublishingBroker]]:
+    brokers: list[AsyncPublishingBroker] = []
 
-    def make(**overrides: Any) -> RabbitmqBroker:
-        broker = create_broker(broker_settings(**overrides), set_global=False)
+    def make(**overrides: Any) -> AsyncPublishingBroker:
+        settings = broker_settings(**overrides)
+        broker = AsyncPublishingBroker(settings, create_publisher(settings), run_on_worker_loop)
         brokers.append(broker)
         return broker
 
     yield make
     for broker in brokers:
         broker.close()
+
+
+@pytest.fixture
+async def publisher() -> AsyncIterator[AmqpPublisher]:
+    """A publisher of the test's own, on the test's event loop (as the gateway's is)."""
+    publisher = create_publisher(broker_settings())
+    yield publisher
+    await publisher.close()
 
 
 @contextmanager
@@ -100,7 +112,7 @@ async def wait_for(event: threading.Event) -> None:
 
 
 async def wait_for_counts(
-    broker: RabbitmqBroker, queue: str, expected: tuple[int, int, int]
+    broker: AsyncPublishingBroker, queue: str, expected: tuple[int, int, int]
 ) -> None:
     """Poll (ready in queue, in .DQ, in .XQ) until it matches, within a generous bound."""
     deadline = time.monotonic() + WAIT_SECONDS
@@ -114,19 +126,17 @@ async def wait_for_counts(
 # --- wiring ----------------------------------------------------------------------------------
 
 
-def test_create_broker_wiring(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dramatiq.broker, "global_broker", None)
+def test_the_worker_broker_is_wired_from_settings() -> None:
     settings = broker_settings(
         retry_max_retries=4,
         retry_min_backoff_ms=123,
         retry_max_backoff_ms=4567,
         actor_time_limit_ms=89_000,
     )
-    broker = create_broker(settings, set_global=False)
+    broker = AsyncPublishingBroker(settings, create_publisher(settings), run_on_worker_loop)
     try:
-        assert isinstance(broker, RabbitmqBroker)
-        assert broker.confirm_delivery is True
-        assert [type(m) for m in broker.middleware] == [
+        kinds = [type(m) for m in broker.middleware]
+        assert [k for k in kinds if k.__module__.startswith("dramatiq")] == [
             AgeLimit,
             TimeLimit,
             ShutdownNotifications,
@@ -136,26 +146,27 @@ def test_create_broker_wiring(monkeypatch: pytest.MonkeyPatch) -> None:
             AsyncIO,
             CurrentMessage,
         ]
+        # The publisher is closed by a hook that runs before AsyncIO stops the loop (after_*
+        # hooks run last to first).
+        assert kinds.index(AsyncIO) < [k.__name__ for k in kinds].index("_ClosePublisher")
         (retries,) = [m for m in broker.middleware if isinstance(m, Retries)]
         assert (retries.max_retries, retries.min_backoff, retries.max_backoff) == (4, 123, 4567)
         (time_limit,) = [m for m in broker.middleware if isinstance(m, TimeLimit)]
         assert time_limit.time_limit == 89_000
-        assert dramatiq.broker.global_broker is None  # set_global=False leaves it alone
+        assert broker._build_queue_arguments("q") == queue_arguments(settings)("q")
     finally:
         broker.close()
 
-    global_broker = create_broker(settings)
-    try:
-        assert dramatiq.get_broker() is global_broker
-    finally:
-        global_broker.close()
 
-
-def test_generate_message_contract() -> None:
-    message = generate_message("job-1")
-    assert (message.queue_name, message.actor_name) == (GENERATION_QUEUE, GENERATE_ACTOR)
-    assert message.args[:2] == ("job-1", STEP_START)
-    assert generate_message("job-1", STEP_POLL).args[:2] == ("job-1", STEP_POLL)
+def test_message_contracts() -> None:
+    start = generate_message("job-1")
+    assert (start.queue_name, start.actor_name, start.args) == (
+        GENERATION_QUEUE,
+        GENERATE_ACTOR,
+        ("job-1",),
+    )
+    poll = poll_message("job-1", 3)
+    assert (poll.queue_name, poll.actor_name, poll.args) == (POLL_QUEUE, POLL_ACTOR, ("job-1", 3))
     options = build_message(queue_name="q", actor_name="a", max_retries=2).options
     assert options == {"max_retries": 2}
 
@@ -164,16 +175,11 @@ def test_generate_message_contract() -> None:
 
 
 async def test_publish_round_trip(
-    make_broker: Callable[..., RabbitmqBroker], queue_name: str
+    make_broker: Callable[..., AsyncPublishingBroker],
+    publisher: AmqpPublisher,
+    queue_name: str,
 ) -> None:
     broker = make_broker()
-    enqueue_threads: list[int] = []
-
-    class RecordEnqueueThread(Middleware):
-        def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: Any) -> None:
-            enqueue_threads.append(threading.get_ident())
-
-    broker.add_middleware(RecordEnqueueThread())
     received: list[tuple[Any, ...]] = []
     done = threading.Event()
 
@@ -183,14 +189,10 @@ async def test_publish_round_trip(
 
     dramatiq.actor(broker=broker, queue_name=queue_name, actor_name=f"{queue_name}_handle")(handle)
 
-    await publish(
-        broker,
-        build_message(queue_name=queue_name, actor_name=f"{queue_name}_handle", args=("x", 2)),
+    await publisher.publish(
+        build_message(queue_name=queue_name, actor_name=f"{queue_name}_handle", args=("x", 2))
     )
-    # The blocking pika publish ran off the event loop's thread...
-    assert enqueue_threads
-    assert threading.get_ident() not in enqueue_threads
-    # ...and returned only once RabbitMQ had the message (publisher confirms).
+    # publish() returned only once RabbitMQ had the message (publisher confirms).
     assert broker.get_queue_message_counts(queue_name) == (1, 0, 0)
 
     with running_worker(broker):
@@ -200,7 +202,9 @@ async def test_publish_round_trip(
 
 
 async def test_publisher_delay_goes_through_delay_queue(
-    make_broker: Callable[..., RabbitmqBroker], queue_name: str
+    make_broker: Callable[..., AsyncPublishingBroker],
+    publisher: AmqpPublisher,
+    queue_name: str,
 ) -> None:
     broker = make_broker()
     delivered_at: list[int] = []
@@ -212,22 +216,44 @@ async def test_publisher_delay_goes_through_delay_queue(
 
     actor_name = f"{queue_name}_delayed"
     dramatiq.actor(broker=broker, queue_name=queue_name, actor_name=actor_name)(handle)
-    publisher = Publisher(broker)
+    sent_at = current_millis()
+    await publisher.publish(
+        build_message(queue_name=queue_name, actor_name=actor_name), delay_ms=200
+    )
+    assert broker.get_queue_message_counts(queue_name) == (0, 1, 0)
+    with running_worker(broker):
+        await wait_for(done)
+    assert delivered_at[0] - sent_at >= 200
+
+
+async def test_an_unreachable_broker_is_a_publish_failure(queue_name: str) -> None:
+    settings = broker_settings(broker_url="amqp://guest:guest@127.0.0.1:1/%2F")
+    publisher = create_publisher(settings)
+    with pytest.raises(PublishFailed):
+        await publisher.publish(build_message(queue_name=queue_name, actor_name="nobody"))
+    await publisher.close()
+
+
+async def test_an_idle_connection_keeps_its_heartbeats(
+    publisher: AmqpPublisher, queue_name: str
+) -> None:
+    # Heartbeats every second: a connection that sent none would be closed within ~2-3 s.
+    quick = create_publisher(broker_settings(broker_url=f"{BROKER_URL}?heartbeat=1"))
     try:
-        sent_at = current_millis()
-        await publisher.send(
-            build_message(queue_name=queue_name, actor_name=actor_name), delay_ms=200
-        )
-        assert broker.get_queue_message_counts(queue_name) == (0, 1, 0)
-        with running_worker(broker):
-            await wait_for(done)
-        assert delivered_at[0] - sent_at >= 200
+        message = build_message(queue_name=queue_name, actor_name="idle")
+        await quick.publish(message)
+        connection = quick._connection
+        await asyncio.sleep(4)  # idle, on purpose: this is the behaviour under test
+        await quick.publish(message)
+        assert quick._connection is connection  # the same connection, never dropped
     finally:
-        await publisher.aclose()
+        await quick.close()
 
 
 async def test_failing_actor_is_retried_with_backoff(
-    make_broker: Callable[..., RabbitmqBroker], queue_name: str
+    make_broker: Callable[..., AsyncPublishingBroker],
+    publisher: AmqpPublisher,
+    queue_name: str,
 ) -> None:
     min_backoff = 100
     broker = make_broker(
@@ -244,7 +270,7 @@ async def test_failing_actor_is_retried_with_backoff(
 
     actor_name = f"{queue_name}_flaky"
     dramatiq.actor(broker=broker, queue_name=queue_name, actor_name=actor_name)(flaky)
-    await publish(broker, build_message(queue_name=queue_name, actor_name=actor_name))
+    await publisher.publish(build_message(queue_name=queue_name, actor_name=actor_name))
     with running_worker(broker):
         await wait_for(done)
         await wait_for_counts(broker, queue_name, (0, 0, 0))
@@ -257,7 +283,9 @@ async def test_failing_actor_is_retried_with_backoff(
 
 
 async def test_retries_exhausted_dead_letters_the_message(
-    make_broker: Callable[..., RabbitmqBroker], queue_name: str
+    make_broker: Callable[..., AsyncPublishingBroker],
+    publisher: AmqpPublisher,
+    queue_name: str,
 ) -> None:
     broker = make_broker(retry_max_retries=1, retry_min_backoff_ms=50, retry_max_backoff_ms=200)
     attempts: list[int] = []
@@ -268,14 +296,16 @@ async def test_retries_exhausted_dead_letters_the_message(
 
     actor_name = f"{queue_name}_fails"
     dramatiq.actor(broker=broker, queue_name=queue_name, actor_name=actor_name)(always_fails)
-    await publish(broker, build_message(queue_name=queue_name, actor_name=actor_name))
+    await publisher.publish(build_message(queue_name=queue_name, actor_name=actor_name))
     with running_worker(broker):
         await wait_for_counts(broker, queue_name, (0, 0, 1))
     assert len(attempts) == 2  # the first try plus max_retries=1 from BrokerSettings
 
 
 async def test_exception_in_throws_is_not_retried(
-    make_broker: Callable[..., RabbitmqBroker], queue_name: str
+    make_broker: Callable[..., AsyncPublishingBroker],
+    publisher: AmqpPublisher,
+    queue_name: str,
 ) -> None:
     class PermanentError(Exception):
         pass
@@ -291,7 +321,7 @@ async def test_exception_in_throws_is_not_retried(
     dramatiq.actor(
         broker=broker, queue_name=queue_name, actor_name=actor_name, throws=(PermanentError,)
     )(rejects)
-    await publish(broker, build_message(queue_name=queue_name, actor_name=actor_name))
+    await publisher.publish(build_message(queue_name=queue_name, actor_name=actor_name))
     with running_worker(broker):
         await wait_for_counts(broker, queue_name, (0, 0, 1))
     # Stopped: anything held back for a retry would be back in .DQ now. Nothing is.
@@ -300,7 +330,9 @@ async def test_exception_in_throws_is_not_retried(
 
 
 async def test_async_actor_runs_on_the_asyncio_middleware_loop(
-    make_broker: Callable[..., RabbitmqBroker], queue_name: str
+    make_broker: Callable[..., AsyncPublishingBroker],
+    publisher: AmqpPublisher,
+    queue_name: str,
 ) -> None:
     broker = make_broker()
     seen: dict[str, Any] = {}
@@ -318,7 +350,7 @@ async def test_async_actor_runs_on_the_asyncio_middleware_loop(
 
     actor_name = f"{queue_name}_async"
     dramatiq.actor(broker=broker, queue_name=queue_name, actor_name=actor_name)(handle)
-    await publish(broker, build_message(queue_name=queue_name, actor_name=actor_name, args=(7,)))
+    await publisher.publish(build_message(queue_name=queue_name, actor_name=actor_name, args=(7,)))
     with running_worker(broker):
         await wait_for(done)
     assert seen["value"] == 7
@@ -326,3 +358,28 @@ async def test_async_actor_runs_on_the_asyncio_middleware_loop(
     assert seen["loop"] is not asyncio.get_running_loop()  # not the caller's loop
     assert seen["thread"] is seen["loop_thread"]
     assert get_event_loop_thread() is None  # the middleware stopped its loop with the worker
+
+
+async def test_a_worker_stops_without_an_error_line(
+    make_broker: Callable[..., AsyncPublishingBroker],
+    publisher: AmqpPublisher,
+    queue_name: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = make_broker(retry_max_retries=1, retry_min_backoff_ms=50, retry_max_backoff_ms=100)
+    done = threading.Event()
+    calls: list[int] = []
+
+    def once_retried() -> None:  # one retry: Dramatiq re-enqueues through the publisher
+        calls.append(1)
+        if len(calls) == 1:
+            raise dramatiq.Retry(delay=50)
+        done.set()
+
+    actor_name = f"{queue_name}_stop"
+    dramatiq.actor(broker=broker, queue_name=queue_name, actor_name=actor_name)(once_retried)
+    await publisher.publish(build_message(queue_name=queue_name, actor_name=actor_name))
+    with caplog.at_level(logging.INFO), running_worker(broker):
+        await wait_for(done)
+    broker.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

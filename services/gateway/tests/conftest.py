@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pika
 import pytest
+from sqlalchemy import text
 
 from core.db import Database
 from core.users import ensure_user
@@ -29,8 +32,7 @@ def make_settings(
             "storage_backend": "local",
             "storage_local_root": str(tmp_path / "media"),
             "jwt_secret": JWT_SECRET,
-            "gateway_sweep_interval_seconds": 3600,  # tests drive the sweeper themselves
-            "gateway_publish_timeout_seconds": 5,
+            "gateway_sweep_interval_seconds": 3600,  # tests drive the stale re-sends themselves
         }
         values.update(overrides)
         return GatewaySettings(**values)
@@ -87,12 +89,31 @@ def drain_queue(broker_url: str, queue: str = "generation") -> list[dict[str, An
         connection.close()
 
 
-@pytest.fixture
-def queued_messages(broker_url: str) -> Callable[[], list[dict[str, Any]]]:
-    drain_queue_safe(broker_url)
-    return lambda: drain_queue(broker_url)
-
-
 def drain_queue_safe(broker_url: str) -> None:
     with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):  # queue not declared yet
         drain_queue(broker_url)
+
+
+async def unpublished(db: Database) -> int:
+    async with db.session() as session:
+        query = text("SELECT count(*) FROM jobs WHERE enqueued_at IS NULL AND status = 'queued'")
+        return int((await session.execute(query)).scalar_one())
+
+
+Published = Callable[[], Awaitable[list[dict[str, Any]]]]
+
+
+@pytest.fixture
+def published(broker_url: str, db: Database) -> Published:
+    """`await published()`: once the outbox relay has published every queued job (it runs
+    after the 202), the messages waiting in the generation queue."""
+    drain_queue_safe(broker_url)
+
+    async def wait() -> list[dict[str, Any]]:
+        deadline = time.monotonic() + 10
+        while await unpublished(db):
+            assert time.monotonic() < deadline, "the outbox relay did not publish in 10 s"
+            await asyncio.sleep(0.02)
+        return drain_queue(broker_url)
+
+    return wait

@@ -11,10 +11,12 @@ import pytest
 from sqlmodel import select
 
 from core.db import Database
-from core.messaging import Publisher, create_broker
+from core.messaging import create_publisher
 from core.models import Job, JobEvent
+from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
-from gateway.sweeper import sweep_once
+
+from .conftest import Published  # type: ignore[import-not-found]
 
 PROMPT = {"prompt": "a red fox in snow"}
 
@@ -23,7 +25,7 @@ async def test_generate_stores_job_and_publishes_it(
     client: httpx.AsyncClient,
     alice: dict[str, str],
     db: Database,
-    queued_messages: Callable[[], list[dict[str, Any]]],
+    published: Published,
 ) -> None:
     response = await client.post(
         "/generate",
@@ -37,6 +39,10 @@ async def test_generate_stores_job_and_publishes_it(
     assert body["status_url"] == f"http://gateway/status/{job_id}"
     assert response.headers["location"] == body["status_url"]
 
+    messages = await published()  # by the outbox relay, after the 202
+    assert [(m["queue_name"], m["actor_name"], m["args"]) for m in messages] == [
+        ("generation", "generate_media", [job_id])
+    ]
     async with db.session() as session:
         job = await session.get(Job, uuid.UUID(job_id))
         assert job is not None
@@ -47,11 +53,6 @@ async def test_generate_stores_job_and_publishes_it(
         assert job.enqueued_at is not None
         kinds = (await session.exec(select(JobEvent.kind).where(JobEvent.job_id == job.id))).all()
         assert list(kinds) == ["created", "enqueued"]
-
-    messages = queued_messages()
-    assert [(m["actor_name"], m["args"][:2]) for m in messages] == [
-        ("generate_media", [job_id, "start"])
-    ]
 
 
 async def test_status_shows_the_job_to_its_owner_only(
@@ -121,7 +122,7 @@ async def test_idempotency_key_returns_the_same_job_per_caller(
     client: httpx.AsyncClient,
     alice: dict[str, str],
     bob: dict[str, str],
-    queued_messages: Callable[[], list[dict[str, Any]]],
+    published: Published,
 ) -> None:
     key = {"Idempotency-Key": "order-42"}
     first = await client.post("/generate", json=PROMPT, headers={**alice, **key})
@@ -129,7 +130,7 @@ async def test_idempotency_key_returns_the_same_job_per_caller(
     assert first.status_code == again.status_code == 202
     assert first.json()["job_id"] == again.json()["job_id"]
     assert again.headers["idempotent-replayed"] == "true"
-    assert len(queued_messages()) == 1  # the replay publishes nothing
+    assert len(await published()) == 1  # the replay publishes nothing
 
     conflict = await client.post(
         "/generate", json={"prompt": "something else"}, headers={**alice, **key}
@@ -142,11 +143,11 @@ async def test_idempotency_key_returns_the_same_job_per_caller(
     assert other_caller.json()["job_id"] != first.json()["job_id"]
 
 
-async def test_broker_down_still_accepts_and_the_sweeper_publishes_later(
+async def test_broker_down_still_accepts_and_the_relay_publishes_later(
     make_settings: Callable[..., GatewaySettings],
     settings: GatewaySettings,
     db: Database,
-    queued_messages: Callable[[], list[dict[str, Any]]],
+    published: Published,
 ) -> None:
     from gateway.app import create_app
 
@@ -166,38 +167,37 @@ async def test_broker_down_still_accepts_and_the_sweeper_publishes_later(
         assert job is not None
         assert job.status == "queued"
         assert job.enqueued_at is None
-    assert queued_messages() == []
 
-    # The broker is back: one sweep publishes the job exactly once.
-    publisher = Publisher(create_broker(settings, set_global=False))
+    # The broker is back: the next relay round publishes the job, exactly once.
+    publisher = create_publisher(settings)
+    relay = OutboxRelay(db, publisher, settings)
     try:
-        swept = make_settings(gateway_unpublished_grace_seconds=0)
-        assert await sweep_once(db, publisher, swept) == 1
-        assert await sweep_once(db, publisher, swept) == 0
+        assert await relay.publish_unpublished() == 1
+        assert await relay.publish_unpublished() == 0
     finally:
-        await publisher.aclose()
-    assert [m["args"][0] for m in queued_messages()] == [str(job_id)]
+        await publisher.close()
+    assert [m["args"][0] for m in await published()] == [str(job_id)]
     async with db.session() as session:
         job = await session.get(Job, job_id)
         assert job is not None
         assert job.enqueued_at is not None
 
 
-async def test_sweeper_republishes_jobs_left_untouched(
+async def test_the_relay_sends_again_jobs_left_untouched(
     client: httpx.AsyncClient,
     alice: dict[str, str],
     make_settings: Callable[..., GatewaySettings],
     db: Database,
-    queued_messages: Callable[[], list[dict[str, Any]]],
+    published: Published,
 ) -> None:
     job_id = (await client.post("/generate", json=PROMPT, headers=alice)).json()["job_id"]
-    assert len(queued_messages()) == 1
-    fresh = make_settings(gateway_stale_job_seconds=3600)
-    stale = make_settings(gateway_stale_job_seconds=0.001)
-    publisher = Publisher(create_broker(fresh, set_global=False))
+    assert len(await published()) == 1
+    publisher = create_publisher(make_settings())
+    fresh = OutboxRelay(db, publisher, make_settings(gateway_stale_job_seconds=3600))
+    stale = OutboxRelay(db, publisher, make_settings(gateway_stale_job_seconds=0.001))
     try:
-        assert await sweep_once(db, publisher, fresh) == 0  # recently published: left alone
-        assert await sweep_once(db, publisher, stale) == 1  # as if its message had been lost
+        assert await fresh.resend_stale() == 0  # recently published: left alone
+        assert await stale.resend_stale() == 1  # as if its message had been lost
     finally:
-        await publisher.aclose()
-    assert [m["args"][0] for m in queued_messages()] == [job_id]
+        await publisher.close()
+    assert [m["args"][0] for m in await published()] == [job_id]

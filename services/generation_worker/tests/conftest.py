@@ -12,7 +12,7 @@ import pytest
 
 from core.db import Database
 from core.models import Job, User
-from generation_worker.context import WorkerContext
+from generation_worker.resources import WorkerContext
 from generation_worker.settings import WorkerSettings
 from generation_worker.steps import Done, Outcome, Poll, RetryLater, advance
 from testkit.processes import run_uvicorn
@@ -108,7 +108,7 @@ async def open_ctx(
     opened: list[WorkerContext] = []
 
     async def open_(**overrides: Any) -> WorkerContext:
-        ctx = await WorkerContext.open(make_settings(**overrides), publisher=None)
+        ctx = WorkerContext.open(make_settings(**overrides))
         opened.append(ctx)
         return ctx
 

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.models import Job, JobEvent, JobMedia
-from generation_worker.context import WorkerContext
+from generation_worker.resources import WorkerContext
 from generation_worker.steps import Done, Poll, RetryLater, advance
 
 from .conftest import MockControl, create_job, drive  # type: ignore[import-not-found]

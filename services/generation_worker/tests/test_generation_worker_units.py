@@ -45,27 +45,24 @@ def test_sniff_image(data: bytes, kind: str | None) -> None:
     assert sniff_image(data) == kind
 
 
-class _Ctx:
-    def __init__(self, **overrides: object) -> None:
-        self.settings = WorkerSettings(**overrides)  # type: ignore[arg-type]
-
-
 def test_backoff_grows_exponentially_within_bounds() -> None:
-    ctx = _Ctx(retry_min_backoff_ms=100, retry_max_backoff_ms=10_000)
+    settings = WorkerSettings(retry_min_backoff_ms=100, retry_max_backoff_ms=10_000)
     for attempt in range(1, 6):
         low = 0.1 * 2 ** (attempt - 1)
         for _ in range(50):
-            delay = backoff_seconds(ctx, attempt, None)  # type: ignore[arg-type]
+            delay = backoff_seconds(settings, attempt, None)
             assert low <= delay <= min(2 * low, 10.0)
 
 
 def test_backoff_is_capped_and_honours_retry_after() -> None:
-    ctx = _Ctx(retry_min_backoff_ms=100, retry_max_backoff_ms=1_000)
-    assert all(backoff_seconds(ctx, 20, None) <= 1.0 for _ in range(50))  # type: ignore[arg-type]
-    assert backoff_seconds(ctx, 1, 7.0) == 7.0  # type: ignore[arg-type]
+    settings = WorkerSettings(retry_min_backoff_ms=100, retry_max_backoff_ms=1_000)
+    assert all(backoff_seconds(settings, 20, None) <= 1.0 for _ in range(50))
+    assert backoff_seconds(settings, 1, 7.0) == 7.0
 
 
 def test_polls_slow_down_to_the_cap() -> None:
-    ctx = _Ctx(generation_poll_interval_seconds=1, generation_poll_max_interval_seconds=4)
-    delays = [poll_delay(ctx, n) for n in range(6)]  # type: ignore[arg-type]
+    settings = WorkerSettings(
+        generation_poll_interval_seconds=1, generation_poll_max_interval_seconds=4
+    )
+    delays = [poll_delay(settings, n) for n in range(6)]
     assert delays == [1.0, 1.5, 2.25, 3.375, 4.0, 4.0]

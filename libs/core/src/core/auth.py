@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Annotated
 
 import jwt
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
+from sqlalchemy import text
 
 from core import login_limits
-from core.models import User
+from core.db import Database
 from core.schemas.auth import Token
 from core.settings import AuthSettings
 from core.users import authenticate
-from core.web import SessionDep, settings_of
+from core.web import DbDep, SessionDep, settings_of
 from core.web_errors import error_responses
 
 log = logging.getLogger(__name__)
@@ -69,11 +74,69 @@ async def _auth_settings(request: Request) -> AuthSettings:
 AuthSettingsDep = Annotated[AuthSettings, Depends(_auth_settings)]
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request with a valid token, of an active user."""
+
+    id: uuid.UUID
+
+
+class Standing(Enum):
+    active = "active"
+    disabled = "disabled"
+    unknown = "unknown"  # deleted, or never existed
+
+
+_STANDING = text("SELECT is_active FROM users WHERE id = :id")
+
+
+class StandingCache:
+    """A user's standing, remembered for `ttl` seconds in this process, so a request with a
+    token costs no database round trip. The price: a user disabled or deleted keeps access
+    for up to `ttl` seconds on a replica that saw them just before (AUTH_USER_CACHE_SECONDS;
+    0 reads the database on every request)."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: OrderedDict[uuid.UUID, tuple[float, Standing]] = OrderedDict()
+
+    def get(self, user_id: uuid.UUID) -> Standing | None:
+        entry = self._entries.get(user_id)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, user_id: uuid.UUID, standing: Standing) -> None:
+        if self._ttl <= 0:
+            return
+        self._entries[user_id] = (time.monotonic() + self._ttl, standing)
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+
+async def standing_of(request: Request, db: Database, user_id: uuid.UUID) -> Standing:
+    cache: StandingCache = request.app.state.standings
+    standing = cache.get(user_id)
+    if standing is None:
+        async with db.session() as session:
+            active = (await session.execute(_STANDING, {"id": user_id})).scalar_one_or_none()
+        standing = (
+            Standing.unknown
+            if active is None
+            else (Standing.active if active else Standing.disabled)
+        )
+        cache.put(user_id, standing)
+    return standing
+
+
 async def optional_user(
-    session: SessionDep,
+    request: Request,
+    db: DbDep,
     settings: AuthSettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> User | None:
+) -> Caller | None:
     """The caller, if a bearer token was sent; a bad token is an error, not anonymity."""
     if token is None:
         return None
@@ -83,22 +146,22 @@ async def optional_user(
         raise unauthorized("Token has expired; get a new one from POST /auth/token") from None
     except (jwt.PyJWTError, ValueError):
         raise unauthorized("Invalid bearer token") from None
-    user = await session.get(User, user_id)
-    if user is None:
+    standing = await standing_of(request, db, user_id)
+    if standing is Standing.unknown:
         raise unauthorized("Token refers to an unknown user")
-    if not user.is_active:
+    if standing is Standing.disabled:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="User is disabled", headers=_BEARER)
-    return user
+    return Caller(user_id)
 
 
-async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+async def current_user(user: Annotated[Caller | None, Depends(optional_user)]) -> Caller:
     if user is None:
         raise unauthorized("Not authenticated: send 'Authorization: Bearer <token>'")
     return user
 
 
-CurrentUser = Annotated[User, Depends(current_user)]
-OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[Caller, Depends(current_user)]
+OptionalUser = Annotated[Caller | None, Depends(optional_user)]
 
 AUTH_ERRORS = (401, 403)
 
@@ -142,3 +205,9 @@ async def issue_token(
         access_token=create_access_token(user.id, settings),
         expires_in=settings.access_token_ttl_seconds,
     )
+
+
+def install_auth(app: FastAPI, settings: AuthSettings) -> None:
+    """POST /auth/token, and the per-process cache of users' standing."""
+    app.state.standings = StandingCache(settings.auth_user_cache_seconds)
+    app.include_router(auth_router)

@@ -1,4 +1,10 @@
-"""One async engine and session factory per process (asyncpg + SQLModel's AsyncSession).
+"""One async engine and two session factories per process (asyncpg + SQLModel's AsyncSession).
+
+`session()` runs each statement as its own transaction (autocommit): no BEGIN and no COMMIT
+round trips, which is what a request or worker step that is one statement wants (the job and
+pet operations are each written as one statement). `transaction()` is for work that must be
+atomic across statements or hold row locks (the outbox relay): BEGIN ... COMMIT, READ
+COMMITTED.
 
 Create them inside the event loop that will use them (FastAPI lifespan, worker start-up) and
 dispose them there: an asyncpg pool belongs to the loop that opened its connections.
@@ -21,10 +27,18 @@ from core.settings import DatabaseSettings
 class Database:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    transaction_maker: async_sessionmaker[AsyncSession]
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
+        """Autocommit: every statement commits on its own."""
         async with self.sessionmaker() as session:
+            yield session
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        async with self.transaction_maker() as session, session.begin():
             yield session
 
     async def ping(self) -> None:
@@ -38,8 +52,11 @@ class Database:
 def create_database(settings: DatabaseSettings, *, application_name: str) -> Database:
     engine = create_async_engine(
         settings.database_url,
+        isolation_level="AUTOCOMMIT",
         pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        # No overflow: connections opened past the pool size are closed again on return, so a
+        # sustained burst would pay a new connection (and its TLS probe) per request.
+        max_overflow=0,
         pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=600,
         connect_args={
@@ -48,5 +65,13 @@ def create_database(settings: DatabaseSettings, *, application_name: str) -> Dat
             "server_settings": {"application_name": application_name},
         },
     )
-    maker = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-    return Database(engine=engine, sessionmaker=maker)
+    transactional = engine.execution_options(isolation_level="READ COMMITTED")
+    return Database(
+        engine=engine,
+        sessionmaker=async_sessionmaker(
+            engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
+        ),
+        transaction_maker=async_sessionmaker(
+            transactional, class_=AsyncSession, expire_on_commit=False, autoflush=False
+        ),
+    )

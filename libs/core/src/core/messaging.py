@@ -1,20 +1,21 @@
-"""Dramatiq over RabbitMQ: the broker factory and the message contracts between services.
+"""Dramatiq over RabbitMQ: the message contracts between services and the worker's broker.
 
 Producers send by actor name and queue (the contracts below), so the gateway never imports the
-worker's code. The middleware list is explicit, so every behaviour we rely on is visible here.
+worker's code, and never Dramatiq's broker either: it publishes Dramatiq-format messages with
+core.amqp. The worker consumes with Dramatiq, and everything it publishes (polls, Dramatiq's
+own retries and delayed messages) also goes through core.amqp on its event loop: no pika
+connection publishes anywhere, so none idles into a missed heartbeat.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-import anyio.to_thread
 import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.common import dq_name, xq_name
 from dramatiq.middleware import (
     AgeLimit,
     AsyncIO,
@@ -27,7 +28,54 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from core.amqp import AmqpPublisher
 from core.settings import BrokerSettings
+
+# --- contracts -----------------------------------------------------------------------------
+# The gateway's outbox relay sends `generate_media(job_id)`; the generation worker defines the
+# actors and sends itself `poll_generation(job_id, polls)`. Polls have their own queue (and
+# the higher priority), so a running prediction is never looked at behind a backlog of new
+# jobs.
+GENERATION_QUEUE = "generation"
+POLL_QUEUE = "generation_poll"
+GENERATE_ACTOR = "generate_media"
+POLL_ACTOR = "poll_generation"
+QUEUES = (GENERATION_QUEUE, POLL_QUEUE)
+
+
+def build_message(
+    *, queue_name: str, actor_name: str, args: tuple[Any, ...] = (), **options: Any
+) -> dramatiq.Message[Any]:
+    return dramatiq.Message(
+        queue_name=queue_name, actor_name=actor_name, args=args, kwargs={}, options=options
+    )
+
+
+def generate_message(job_id: str) -> dramatiq.Message[Any]:
+    """Start a job: its first delivery, or a re-send of a job whose message was lost."""
+    return build_message(queue_name=GENERATION_QUEUE, actor_name=GENERATE_ACTOR, args=(job_id,))
+
+
+def poll_message(job_id: str, polls: int) -> dramatiq.Message[Any]:
+    """Look at a running prediction again; `polls` came before (it spaces the next one)."""
+    return build_message(queue_name=POLL_QUEUE, actor_name=POLL_ACTOR, args=(job_id, polls))
+
+
+# --- queues and the worker's broker ---------------------------------------------------------
+
+
+def queue_arguments(settings: BrokerSettings) -> Callable[[str], dict[str, Any]]:
+    """The arguments of a queue (and its delay queue) exactly as the worker's Dramatiq broker
+    declares them, for every process that declares it (RabbitMQ refuses a mismatch)."""
+
+    def arguments(queue_name: str) -> dict[str, Any]:
+        return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": xq_name(queue_name)}
+
+    return arguments
+
+
+def create_publisher(settings: BrokerSettings) -> AmqpPublisher:
+    return AmqpPublisher(settings.broker_url, queue_arguments(settings))
 
 
 def retries_middleware(settings: BrokerSettings) -> Retries:
@@ -52,74 +100,65 @@ def build_middleware(settings: BrokerSettings) -> list[Middleware]:
     ]
 
 
-def create_broker(settings: BrokerSettings, *, set_global: bool = True) -> RabbitmqBroker:
-    """A RabbitMQ broker with publisher confirms: send() returns only once RabbitMQ has the
-    message on disk-backed durable queues (or raises)."""
-    broker = RabbitmqBroker(
-        url=settings.broker_url,
-        confirm_delivery=True,
-        middleware=build_middleware(settings),
-    )
-    if set_global:
-        dramatiq.set_broker(broker)
-    return broker
+RunOnLoop = Callable[[Coroutine[Any, Any, Any]], Any]
 
 
-def build_message(
-    *, queue_name: str, actor_name: str, args: tuple[Any, ...] = (), **options: Any
-) -> dramatiq.Message[Any]:
-    return dramatiq.Message(
-        queue_name=queue_name, actor_name=actor_name, args=args, kwargs={}, options=options
-    )
+def run_on_worker_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine on the event loop of Dramatiq's AsyncIO middleware, from a worker or
+    consumer thread, and return its result there."""
+    loop_thread = get_event_loop_thread()
+    if loop_thread is None:
+        coroutine.close()
+        raise RuntimeError("the worker's event loop is not running")
+    return loop_thread.run_coroutine(coroutine)
 
 
-async def publish(broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
-    """Enqueue without blocking the event loop: pika's BlockingConnection runs in a thread."""
-    await anyio.to_thread.run_sync(broker.enqueue, message)
+class _ClosePublisher(Middleware):
+    """Closes the publisher on the worker's loop once the worker threads are done. It comes
+    after AsyncIO in the list: Dramatiq calls `after_*` hooks last to first, so this one runs
+    before AsyncIO's, which stops the loop."""
+
+    def __init__(self, publisher: AmqpPublisher, run_on_loop: RunOnLoop) -> None:
+        self.publisher = publisher
+        self.run_on_loop = run_on_loop
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.run_on_loop(self.publisher.close())
 
 
-# --- contracts -----------------------------------------------------------------------------
-# The gateway and the sweeper send this message; the generation worker defines the actor.
-GENERATION_QUEUE = "generation"
-GENERATE_ACTOR = "generate_media"
-STEP_START = "start"  # first delivery of a job, or a re-publish by the sweeper
-STEP_POLL = "poll"  # check a running prediction again
+class AsyncPublishingBroker(RabbitmqBroker):
+    """Dramatiq's RabbitMQ broker, consuming as usual, but declaring and publishing through an
+    AmqpPublisher on the worker's event loop. `run_on_loop` runs a coroutine there and returns
+    its result to the calling (worker or consumer) thread; async actors await
+    `broker.publisher` directly instead."""
 
-
-def generate_message(job_id: str, step: str = STEP_START, polls: int = 0) -> dramatiq.Message[Any]:
-    """Args: the job id, the step, and how many polls came before (it spaces the next one)."""
-    return build_message(
-        queue_name=GENERATION_QUEUE, actor_name=GENERATE_ACTOR, args=(job_id, step, polls)
-    )
-
-
-class Publisher:
-    """Publishes from a small pool of dedicated threads, so the event loop never waits on the
-    broker. dramatiq keeps one pika connection per thread, and each confirmed publish waits for
-    RabbitMQ to take the message (a few ms for a persistent one), so several threads let
-    concurrent requests publish in parallel instead of queueing behind one confirm."""
-
-    def __init__(self, broker: dramatiq.Broker, *, threads: int = 8) -> None:
-        self.broker = broker
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publisher")
-
-    async def send(
+    def __init__(
         self,
-        message: dramatiq.Message[Any],
-        *,
-        delay_ms: int | None = None,
-        timeout: float = 10,  # noqa: ASYNC109
+        settings: BrokerSettings,
+        publisher: AmqpPublisher,
+        run_on_loop: RunOnLoop,
     ) -> None:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._executor, functools.partial(self.broker.enqueue, message, delay=delay_ms)
-        )
-        await asyncio.wait_for(future, timeout)
+        super().__init__(url=settings.broker_url, middleware=build_middleware(settings))
+        self.publisher = publisher
+        self._run_on_loop = run_on_loop
+        self._arguments = queue_arguments(settings)
+        self.add_middleware(_ClosePublisher(publisher, run_on_loop))
 
-    async def aclose(self) -> None:
-        """Close the broker's connections (all threads'), then the threads."""
-        loop = asyncio.get_running_loop()
-        # Closing a dead connection must not fail shutdown.
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(loop.run_in_executor(self._executor, self.broker.close), 5)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+    def _build_queue_arguments(self, queue_name: str) -> dict[str, Any]:
+        return self._arguments(queue_name)
+
+    def _ensure_queue(self, canonical_queue_name: str) -> None:
+        if canonical_queue_name in self.queues_pending:
+            self._run_on_loop(self.publisher.declare(canonical_queue_name))
+            self.queues_pending.discard(canonical_queue_name)
+
+    def enqueue(
+        self, message: dramatiq.Message[Any], *, delay: int | None = None
+    ) -> dramatiq.Message[Any]:
+        self.declare_queue(message.queue_name)
+        self.emit_before("enqueue", message, delay)
+        self._run_on_loop(self.publisher.publish(message, delay_ms=delay))
+        self.emit_after("enqueue", message, delay)
+        if delay is not None:
+            return message.copy(queue_name=dq_name(message.queue_name))
+        return message

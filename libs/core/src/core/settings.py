@@ -27,6 +27,7 @@ class BaseServiceSettings(BaseSettings):
 
 class DatabaseSettings(BaseServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/app"
+    # Connections per process, all opened on demand and kept (no overflow: see core.db).
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     db_statement_timeout_ms: int = Field(default=30_000, ge=0)
@@ -47,6 +48,10 @@ class AuthSettings(DatabaseSettings):
     auth_max_failures_per_username: int = Field(default=5, ge=0, le=10_000)
     auth_max_failures_per_address: int = Field(default=50, ge=0, le=1_000_000)
     auth_failure_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    # How long each process trusts what it read of a user's standing (active, disabled,
+    # deleted): a request with a token costs no database read within it. A disabled user keeps
+    # access that long at most. 0: read it on every request.
+    auth_user_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @property
     def uses_placeholder_secret(self) -> bool:
@@ -74,9 +79,6 @@ class BrokerSettings(BaseServiceSettings):
     retry_min_backoff_ms: int = Field(default=1_000, ge=1)
     retry_max_backoff_ms: int = Field(default=300_000, ge=1, le=1_500_000)
     actor_time_limit_ms: int = Field(default=600_000, ge=1_000)
-    # Threads (each with its own connection) publishing from async code; bounds how many
-    # confirmed publishes are in flight at once.
-    broker_publisher_threads: int = Field(default=8, ge=1, le=64)
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> BrokerSettings:

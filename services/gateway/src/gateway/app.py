@@ -1,4 +1,4 @@
-"""Gateway API: wires settings, database, broker publisher, storage and the sweeper together."""
+"""Gateway API: wires settings, database, storage, the broker publisher and the outbox relay."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from core.auth import auth_router, warn_if_placeholder_secret
+from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
 from core.logging import configure_logging
-from core.messaging import Publisher, create_broker
+from core.messaging import create_publisher
 from core.storage import create_storage
 from core.web import install_common
+from gateway.outbox import OutboxRelay
 from gateway.routes import generate, jobs, media
 from gateway.settings import GatewaySettings
-from gateway.sweeper import run_sweeper
 
 DESCRIPTION = """
 Queue image generation jobs and follow them to the end.
@@ -56,19 +56,18 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warn_if_placeholder_secret(settings)
         db = create_database(settings, application_name="gateway")
-        publisher = Publisher(
-            create_broker(settings, set_global=False), threads=settings.broker_publisher_threads
-        )
+        publisher = create_publisher(settings)
+        relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
-        app.state.db, app.state.publisher, app.state.storage = db, publisher, storage
-        sweeper = asyncio.create_task(run_sweeper(db, publisher, settings), name="sweeper")
+        app.state.db, app.state.relay, app.state.storage = db, relay, storage
+        relaying = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
             yield
         finally:
-            sweeper.cancel()
+            relaying.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
-            await publisher.aclose()
+                await relaying
+            await publisher.close()
             await storage.close()
             await db.dispose()
 
@@ -81,7 +80,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.openapi = openapi_naming_models(app, settings.allowed_models)  # type: ignore[method-assign]
     install_common(app, max_body_bytes=settings.gateway_max_body_bytes)
-    app.include_router(auth_router)
+    install_auth(app, settings)
     app.include_router(generate.router)
     app.include_router(jobs.router)
     app.include_router(media.router)

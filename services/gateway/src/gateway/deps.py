@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.messaging import Publisher
 from core.storage import MediaStorage
 from core.web import settings_of
+from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
 
 
@@ -14,9 +14,9 @@ async def _settings(request: Request) -> GatewaySettings:
     return settings_of(request, GatewaySettings)
 
 
-async def _publisher(request: Request) -> Publisher:
-    publisher: Publisher = request.app.state.publisher
-    return publisher
+async def _relay(request: Request) -> OutboxRelay:
+    relay: OutboxRelay = request.app.state.relay
+    return relay
 
 
 async def _storage(request: Request) -> MediaStorage:
@@ -25,5 +25,5 @@ async def _storage(request: Request) -> MediaStorage:
 
 
 SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
-PublisherDep = Annotated[Publisher, Depends(_publisher)]
+RelayDep = Annotated[OutboxRelay, Depends(_relay)]
 StorageDep = Annotated[MediaStorage, Depends(_storage)]

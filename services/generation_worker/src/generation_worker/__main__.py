@@ -1,9 +1,9 @@
-"""`python -m generation_worker`: one dramatiq worker process for the generation queue.
+"""`python -m generation_worker`: one Dramatiq worker process for the generation queues.
 
-The worker runs in this process rather than under dramatiq's forking CLI: a supervisor that
+The worker runs in this process rather than under Dramatiq's forking CLI: a supervisor that
 signals the whole process group (honcho, some init systems) would otherwise hit the forked
-child twice, and dramatiq's second-signal path leaves its non-daemon threads hanging until a
-SIGKILL. Scale by running more processes (compose replicas), each with GENERATION_THREADS.
+child twice, and Dramatiq's second-signal path leaves its threads hanging until a SIGKILL.
+Scale with more processes (replicas), each with GENERATION_THREADS.
 """
 
 from __future__ import annotations
@@ -11,36 +11,41 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from types import FrameType
 
 from dramatiq import Worker
 
-from core.messaging import GENERATION_QUEUE
+from core.logging import configure_logging, load_settings
+from core.messaging import QUEUES, AsyncPublishingBroker, create_publisher, run_on_worker_loop
+from generation_worker.actors import declare_actors
+from generation_worker.resources import WorkerResources
+from generation_worker.settings import WorkerSettings
 
 log = logging.getLogger("generation_worker")
 
-# Seconds to let in-flight steps finish on shutdown; each step is short (one HTTP call or one
+# Milliseconds to let in-flight steps finish on shutdown; each is short (one HTTP call or one
 # download), and anything unfinished is redelivered by RabbitMQ anyway.
 SHUTDOWN_TIMEOUT_MS = 20_000
 
 
 def main() -> None:
-    from generation_worker.actors import broker, settings  # configures logging and the broker
+    settings = load_settings("generation_worker", WorkerSettings)
+    configure_logging("generation_worker", settings.log_level)
+    publisher = create_publisher(settings)
+    broker = AsyncPublishingBroker(settings, publisher, run_on_worker_loop)
+    resources = WorkerResources(settings)
+    broker.add_middleware(resources)  # after AsyncIO: see WorkerResources
+    declare_actors(broker, resources)
 
     stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop.set())
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-    broker.emit_after("process_boot")  # starts TimeLimit's watchdog, as dramatiq's CLI does
-    worker = Worker(broker, queues={GENERATION_QUEUE}, worker_threads=settings.generation_threads)
+    broker.emit_after("process_boot")  # starts TimeLimit's watchdog, as Dramatiq's CLI does
+    worker = Worker(broker, queues=set(QUEUES), worker_threads=settings.generation_threads)
     worker.start()
     log.info("worker ready", extra={"threads": settings.generation_threads})
     stop.wait()
+    log.info("shutting down")
     worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
     broker.close()
     log.info("worker stopped")

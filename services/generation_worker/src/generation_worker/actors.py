@@ -1,93 +1,79 @@
-"""Dramatiq entry point: `dramatiq generation_worker.actors` (see __main__ for the shape).
-
-The actor is a thin wrapper: the state machine lives in steps.py and is tested directly.
-"""
+"""The two actors: thin wrappers around steps.advance, declared on the worker's broker."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
-from typing import Any
 
 import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
-from dramatiq.middleware import AsyncIO, CurrentMessage, Middleware
+from dramatiq.middleware import CurrentMessage
 
-from core.logging import configure_logging, job_id_var, load_settings
+from core.amqp import AmqpPublisher
+from core.logging import job_id_var
 from core.messaging import (
     GENERATE_ACTOR,
     GENERATION_QUEUE,
-    STEP_POLL,
-    Publisher,
-    create_broker,
-    generate_message,
+    POLL_ACTOR,
+    POLL_QUEUE,
+    AsyncPublishingBroker,
+    poll_message,
 )
-from generation_worker.context import WorkerContext
-from generation_worker.settings import WorkerSettings
+from generation_worker.resources import WorkerResources
 from generation_worker.steps import Done, Poll, RetryLater, advance
 
-log = logging.getLogger(__name__)
-
-settings = load_settings("generation_worker", WorkerSettings)
-configure_logging("generation_worker", settings.log_level)
-broker = create_broker(settings)
+# Dramatiq runs the lowest number first among the messages a worker holds: a poll of a
+# running prediction goes before a new job (polls also have a queue of their own).
+POLL_PRIORITY, GENERATE_PRIORITY = 0, 10
 
 
-class WorkerResources(Middleware):
-    """Opens the WorkerContext lazily on dramatiq's event loop and closes it there on shutdown
-    (an asyncpg pool or aiohttp session belongs to the loop that opened it)."""
+def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) -> None:
+    settings = resources.settings
+    # The job's attempt budget (GENERATION_MAX_ATTEMPTS) decides failure; Dramatiq's retries
+    # are only the backstop for faults that keep the job row itself unreachable (a database
+    # outage).
+    max_retries = settings.retry_max_retries + settings.generation_max_attempts
 
-    def __init__(self) -> None:
-        self._context: WorkerContext | None = None
-        self._lock: asyncio.Lock | None = None
+    @dramatiq.actor(
+        actor_name=GENERATE_ACTOR,
+        queue_name=GENERATION_QUEUE,
+        priority=GENERATE_PRIORITY,
+        broker=broker,
+        max_retries=max_retries,
+    )
+    async def generate_media(job_id: str) -> None:
+        await _step(resources, broker.publisher, job_id, polls=0, is_poll=False)
 
-    async def get(self) -> WorkerContext:
-        if self._context is None:
-            self._lock = self._lock or asyncio.Lock()
-            async with self._lock:
-                if self._context is None:
-                    self._context = await WorkerContext.open(
-                        settings, Publisher(broker, threads=settings.broker_publisher_threads)
-                    )
-        return self._context
-
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        loop_thread = get_event_loop_thread()
-        if self._context is not None and loop_thread is not None:
-            loop_thread.run_coroutine(self._context.aclose())
-            self._context = None
-
-
-resources = WorkerResources()
-# Before AsyncIO, so our shutdown hook runs while its loop is still alive.
-broker.add_middleware(resources, before=AsyncIO)
+    @dramatiq.actor(
+        actor_name=POLL_ACTOR,
+        queue_name=POLL_QUEUE,
+        priority=POLL_PRIORITY,
+        broker=broker,
+        max_retries=max_retries,
+    )
+    async def poll_generation(job_id: str, polls: int) -> None:
+        await _step(resources, broker.publisher, job_id, polls=polls, is_poll=True)
 
 
-@dramatiq.actor(
-    actor_name=GENERATE_ACTOR,
-    queue_name=GENERATION_QUEUE,
-    # The job's attempt budget (generation_max_attempts) decides failure; this is only the
-    # backstop for faults that keep the job row itself unreachable (e.g. a database outage).
-    max_retries=settings.retry_max_retries + settings.generation_max_attempts,
-)
-async def generate_media(job_id: str, step: str = "start", polls: int = 0) -> None:
+async def _step(
+    resources: WorkerResources,
+    publisher: AmqpPublisher,
+    job_id: str,
+    *,
+    polls: int,
+    is_poll: bool,
+) -> None:
     token = job_id_var.set(job_id)
     try:
         message = CurrentMessage.get_current_message()
         retries = int(message.options.get("retries", 0)) if message is not None else 0
-        ctx = await resources.get()
+        ctx = await resources.context()
         outcome = await advance(
-            ctx, uuid.UUID(job_id), is_retry=retries > 0, polls=polls, is_poll=step == STEP_POLL
+            ctx, uuid.UUID(job_id), is_retry=retries > 0, polls=polls, is_poll=is_poll
         )
         match outcome:
             case Done():
                 return
             case Poll(delay_seconds=delay):
-                assert ctx.publisher is not None
-                await ctx.publisher.send(
-                    generate_message(job_id, STEP_POLL, polls + 1), delay_ms=int(delay * 1000)
-                )
+                await publisher.publish(poll_message(job_id, polls + 1), delay_ms=int(delay * 1000))
             case RetryLater(delay_seconds=delay):
                 # Retries re-enqueues this message with our delay (backoff or Retry-After).
                 raise dramatiq.Retry(delay=int(delay * 1000))

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from core.auth import auth_router, warn_if_placeholder_secret
+from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
 from core.logging import configure_logging
 from core.web import install_common
@@ -65,6 +65,6 @@ def create_app(settings: PetApiSettings | None = None, *, json_logs: bool = True
     )
     app.state.settings = settings
     install_common(app, max_body_bytes=settings.pet_api_max_body_bytes)
-    app.include_router(auth_router)
+    install_auth(app, settings)
     app.include_router(pets_router)
     return app

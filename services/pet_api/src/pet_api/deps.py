@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core.auth import OptionalUser, unauthorized
-from core.models import User
+from core.auth import Caller, OptionalUser, unauthorized
 from core.web import settings_of
 from pet_api.settings import PetApiSettings
 
@@ -19,11 +18,11 @@ async def _settings(request: Request) -> PetApiSettings:
 SettingsDep = Annotated[PetApiSettings, Depends(_settings)]
 
 
-async def read_access(settings: SettingsDep, user: OptionalUser) -> User | None:
+async def read_access(settings: SettingsDep, user: OptionalUser) -> Caller | None:
     """Reads are public unless PET_API_READS_REQUIRE_AUTH; a bad token is refused either way."""
     if user is None and settings.pet_api_reads_require_auth:
         raise unauthorized("Not authenticated: send 'Authorization: Bearer <token>'")
     return user
 
 
-ReadAccess = Annotated[User | None, Depends(read_access)]
+ReadAccess = Annotated[Caller | None, Depends(read_access)]

@@ -1,16 +1,14 @@
 """Table models. Importing this package registers every table on SQLModel.metadata."""
 
 from core.models.base import metadata
-from core.models.job import TERMINAL_STATUSES, Job, JobEvent, JobMedia, JobStatus
+from core.models.job import Job, JobEvent, JobMedia
 from core.models.pet import Pet
 from core.models.user import LoginFailure, User
 
 __all__ = [
-    "TERMINAL_STATUSES",
     "Job",
     "JobEvent",
     "JobMedia",
-    "JobStatus",
     "LoginFailure",
     "Pet",
     "User",

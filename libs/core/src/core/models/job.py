@@ -1,10 +1,12 @@
-"""Generation jobs, their stored media, and the audit trail of every change and attempt."""
+"""Generation jobs, their stored media, and the audit trail of every change and attempt.
+
+Reads and writes of these tables live in one place, `core.jobs`.
+"""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Enum,
     ForeignKey,
     Identity,
     Index,
@@ -22,25 +25,23 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.models.base import created_at_field, updated_at_field, uuid_pk
-
-
-class JobStatus(StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    canceled = "canceled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+from core.schemas.generation import JobStatus
 
 
 def _tz() -> Any:
     return DateTime(timezone=True)
+
+
+def status_type() -> Enum:
+    """A status column holds the enum's values as text (no PostgreSQL enum type to migrate),
+    and reads back as JobStatus: one enum end to end."""
+    return Enum(
+        JobStatus,
+        native_enum=False,
+        create_constraint=False,  # the table's own CHECK constraint names the values
+        length=16,
+        values_callable=lambda kind: [member.value for member in kind],
+    )
 
 
 class Job(SQLModel, table=True):
@@ -59,11 +60,17 @@ class Job(SQLModel, table=True):
             unique=True,
             postgresql_where="prediction_id IS NOT NULL",
         ),
-        # The sweeper's scan: only non-terminal jobs, oldest first.
+        # The stale-job scan: only non-terminal jobs, oldest first.
         Index(
             "ix_jobs_unfinished_updated_at",
             "updated_at",
             postgresql_where="status IN ('queued', 'running')",
+        ),
+        # The outbox: queued jobs whose message RabbitMQ has not confirmed yet.
+        Index(
+            "ix_jobs_unpublished_created_at",
+            "created_at",
+            postgresql_where="enqueued_at IS NULL AND status = 'queued'",
         ),
     )
 
@@ -74,12 +81,15 @@ class Job(SQLModel, table=True):
     prompt: str = Field(sa_column=Column(Text, nullable=False))
     model: str = Field(max_length=200)
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB, nullable=False))
-    status: str = Field(default=JobStatus.queued.value, max_length=16)
+    status: JobStatus = Field(
+        default=JobStatus.queued, sa_column=Column(status_type(), nullable=False)
+    )
     attempts: int = Field(default=0)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     prediction_id: str | None = Field(default=None, max_length=100)
-    # Set just before a create call: a later run that finds it set and no prediction_id must
-    # look for the prediction that call may have made before paying for another.
+    # Set when an attempt that may create a prediction begins: a later attempt that finds it
+    # set and no prediction_id looks for the prediction a lost create made before paying for
+    # another. It keeps the earliest such time, so every earlier create is searched for.
     create_requested_at: datetime | None = Field(default=None, sa_type=_tz())
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str | None = Field(default=None, max_length=64)
@@ -121,8 +131,12 @@ class JobEvent(SQLModel, table=True):
         sa_column=Column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
     )
     kind: str = Field(max_length=32)  # created, enqueued, attempt, state, error, ...
-    from_status: str | None = Field(default=None, max_length=16)
-    to_status: str | None = Field(default=None, max_length=16)
+    from_status: JobStatus | None = Field(
+        default=None, sa_column=Column(status_type(), nullable=True)
+    )
+    to_status: JobStatus | None = Field(
+        default=None, sa_column=Column(status_type(), nullable=True)
+    )
     attempt: int | None = None
     detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = created_at_field()

@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
-from core.models.job import JobStatus
 from core.schemas.text import MULTI_LINE
+
+
+class JobStatus(StrEnum):
+    """A job's state: queued -> running -> succeeded | failed | canceled."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+UNFINISHED_STATUSES = frozenset({JobStatus.queued, JobStatus.running})
 
 PROMPT_MAX = 2000
 IDEMPOTENCY_KEY_MAX = 255

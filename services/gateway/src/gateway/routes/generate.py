@@ -1,19 +1,16 @@
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
+from core import jobs
 from core.auth import AUTH_ERRORS, CurrentUser
-from core.messaging import generate_message
 from core.schemas.generation import GenerateAccepted, GenerateRequest, IdempotencyKey
 from core.web import SessionDep
 from core.web_errors import error_responses, invalid
-from gateway.deps import PublisherDep, SettingsDep
-from gateway.jobs import IdempotencyConflict, create_job, mark_enqueued
+from gateway.deps import RelayDep, SettingsDep
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["generation"])
 
 IdempotencyKeyHeader = Annotated[
@@ -46,7 +43,7 @@ async def generate(
     user: CurrentUser,
     session: SessionDep,
     settings: SettingsDep,
-    publisher: PublisherDep,
+    relay: RelayDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> GenerateAccepted:
     model = settings.gateway_default_model if body.model is None else body.model
@@ -54,35 +51,17 @@ async def generate(
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
     try:
-        accepted = await create_job(
-            session=session,
-            owner_id=user.id,
-            request=body,
-            model=model,
-            idempotency_key=idempotency_key,
+        accepted = await jobs.create(
+            session, owner_id=user.id, request=body, model=model, idempotency_key=idempotency_key
         )
-    except IdempotencyConflict:
+    except jobs.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail="Idempotency-Key was already used with a different request body",
         ) from None
-    # The job is committed: from here on a 202 is a promise. If the publish fails, the sweeper
-    # publishes the job later, so the broker's state never decides the answer.
+    # The job is committed: from here on a 202 is a promise, kept by the outbox relay.
     if accepted.created:
-        try:
-            await publisher.send(
-                generate_message(str(accepted.job_id)),
-                timeout=settings.gateway_publish_timeout_seconds,
-            )
-        except Exception as exc:
-            log.warning(
-                "publish failed; the sweeper will retry",
-                extra={"job_id": str(accepted.job_id), "error": exc.__class__.__name__},
-            )
-        else:
-            await mark_enqueued(
-                session=session, job_ids=[accepted.job_id], detail="published by the gateway"
-            )
+        relay.wake()
     else:
         response.headers["Idempotent-Replayed"] = "true"
     status_url = str(request.url_for("get_status", job_id=accepted.job_id))

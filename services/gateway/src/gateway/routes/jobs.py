@@ -5,13 +5,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
+from core import jobs
 from core.auth import AUTH_ERRORS, CurrentUser
-from core.models import Job, JobMedia, JobStatus
-from core.pagination import InvalidCursor, decode_cursor, encode_cursor
-from core.schemas.generation import JobPage, JobPublic, JobSummary, MediaPublic
+from core.pagination import InvalidCursor
+from core.schemas.generation import JobPage, JobPublic, JobStatus, JobSummary, MediaPublic
 from core.web import SessionDep
 from core.web_errors import error_responses, invalid
-from gateway.jobs import JobNotCancelable, cancel_job, get_job, list_jobs
 
 router = APIRouter(tags=["jobs"])
 
@@ -23,10 +22,10 @@ def job_not_found(job_id: uuid.UUID) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Job {job_id} not found")
 
 
-def to_public(request: Request, job: Job, media: list[JobMedia]) -> JobPublic:
+def to_public(request: Request, job: jobs.JobRow, media: list[jobs.MediaFile]) -> JobPublic:
     return JobPublic(
         id=job.id,
-        status=JobStatus(job.status),
+        status=job.status,
         prompt=job.prompt,
         model=job.model,
         params=job.params,
@@ -58,7 +57,7 @@ def to_public(request: Request, job: Job, media: list[JobMedia]) -> JobPublic:
 async def get_status(
     job_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep
 ) -> JobPublic:
-    found = await get_job(session=session, job_id=job_id, owner_id=user.id)
+    found = await jobs.get(session, job_id, user.id)
     if found is None:
         raise job_not_found(job_id)
     return to_public(request, *found)
@@ -79,28 +78,26 @@ async def get_jobs(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JobPage:
     try:
-        after = decode_cursor(cursor) if cursor else None
+        page = await jobs.list_page(
+            session, owner_id=user.id, status=status_filter, limit=limit, cursor=cursor
+        )
     except InvalidCursor as exc:
         raise invalid(("query", "cursor"), str(exc), value=cursor) from None
-    jobs = await list_jobs(
-        session=session, owner_id=user.id, status=status_filter, limit=limit + 1, after=after
-    )
-    page, more = jobs[:limit], len(jobs) > limit
     return JobPage(
         items=[
             JobSummary(
-                id=j.id,
-                status=JobStatus(j.status),
-                prompt=j.prompt,
-                model=j.model,
-                attempts=j.attempts,
-                created_at=j.created_at,
-                finished_at=j.finished_at,
-                status_url=str(request.url_for("get_status", job_id=j.id)),
+                id=job.id,
+                status=job.status,
+                prompt=job.prompt,
+                model=job.model,
+                attempts=job.attempts,
+                created_at=job.created_at,
+                finished_at=job.finished_at,
+                status_url=str(request.url_for("get_status", job_id=job.id)),
             )
-            for j in page
+            for job in page.items
         ],
-        next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None,
+        next_cursor=page.next_cursor,
     )
 
 
@@ -114,12 +111,13 @@ async def cancel(
     job_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep
 ) -> JobPublic:
     try:
-        if not await cancel_job(session=session, job_id=job_id, owner_id=user.id):
+        if not await jobs.cancel(session, job_id, user.id):
             raise job_not_found(job_id)
-    except JobNotCancelable as exc:
+    except jobs.JobNotCancelable as exc:
         raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"Job {job_id} already {exc.status}"
+            status.HTTP_409_CONFLICT, detail=f"Job {job_id} already {exc.status.value}"
         ) from None
-    found = await get_job(session=session, job_id=job_id, owner_id=user.id)
-    assert found is not None
+    found = await jobs.get(session, job_id, user.id)
+    if found is None:  # deleted with its owner in between
+        raise job_not_found(job_id)
     return to_public(request, *found)

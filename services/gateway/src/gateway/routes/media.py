@@ -5,11 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
-from sqlmodel import select
 from starlette.background import BackgroundTask
 
+from core import jobs
 from core.auth import AUTH_ERRORS, CurrentUser
-from core.models import Job, JobMedia
 from core.storage import MediaNotFound, StorageUnavailable
 from core.web import SessionDep
 from core.web_errors import error_responses
@@ -39,13 +38,7 @@ async def get_media(
     settings: SettingsDep,
     storage: StorageDep,
 ) -> Response:
-    media = (
-        await session.exec(
-            select(JobMedia)
-            .join(Job, Job.id == JobMedia.job_id)  # type: ignore[arg-type]
-            .where(JobMedia.job_id == job_id, JobMedia.index == index, Job.owner_id == user.id)
-        )
-    ).first()
+    media = await jobs.media_file(session, job_id, user.id, index)
     if media is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No file {index} for job {job_id}")
     await session.close()  # release the DB connection before a long download

@@ -1,0 +1,294 @@
+"""The Job aggregate against the real database: every operation, its event, and that every
+transition is conditional (a second delivery of the same step changes nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from core import jobs
+from core.db import Database
+from core.models import User
+from core.pagination import InvalidCursor
+from core.schemas.generation import GenerateRequest, JobStatus
+
+MODEL = "black-forest-labs/flux-schnell"
+
+
+async def new_user(db: Database, name: str = "alice") -> uuid.UUID:
+    async with db.session() as session:
+        user = User(username=name, hashed_password="x")
+        session.add(user)
+        await session.commit()
+        return user.id
+
+
+async def new_job(
+    db: Database, owner: uuid.UUID, prompt: str = "a fox", **params: Any
+) -> uuid.UUID:
+    request = GenerateRequest.model_validate({"prompt": prompt, "params": params})
+    async with db.session() as session:
+        accepted = await jobs.create(
+            session, owner_id=owner, request=request, model=MODEL, idempotency_key=None
+        )
+    return accepted.job_id
+
+
+async def events(db: Database, job_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    async with db.session() as session:
+        rows = await session.execute(
+            text(
+                "SELECT kind, from_status, to_status, attempt, detail FROM job_events"
+                " WHERE job_id = :id ORDER BY id"
+            ),
+            {"id": job_id},
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_create_stores_a_queued_job_with_its_event_and_own_seed(db: Database) -> None:
+    owner = await new_user(db)
+    first, second = await new_job(db, owner), await new_job(db, owner)
+
+    async with db.session() as session:
+        job = await jobs.load(session, first)
+        other = await jobs.load(session, second)
+    assert job is not None
+    assert other is not None
+    assert job.status is JobStatus.queued
+    assert (job.prompt, job.model, job.attempts, job.enqueued_at) == ("a fox", MODEL, 0, None)
+    assert job.params["seed"] == jobs.derived_seed(first) != other.params["seed"]
+    assert await events(db, first) == [("created", None, "queued", None, None)]
+
+
+async def test_create_is_idempotent_per_caller_and_key(db: Database) -> None:
+    alice, bob = await new_user(db, "alice"), await new_user(db, "bob")
+    request = GenerateRequest.model_validate({"prompt": "a fox"})
+
+    async def create(owner: uuid.UUID, body: GenerateRequest = request) -> jobs.Accepted:
+        async with db.session() as session:
+            return await jobs.create(
+                session, owner_id=owner, request=body, model=MODEL, idempotency_key="k-1"
+            )
+
+    first = await create(alice)
+    again = await create(alice)
+    theirs = await create(bob)
+
+    assert first.created
+    assert not again.created
+    assert again.job_id == first.job_id
+    assert theirs.created
+    assert theirs.job_id != first.job_id
+    with pytest.raises(jobs.IdempotencyConflict):
+        await create(alice, GenerateRequest.model_validate({"prompt": "a wolf"}))
+
+
+async def test_get_returns_a_job_with_its_media_to_its_owner_only(db: Database) -> None:
+    alice, bob = await new_user(db, "alice"), await new_user(db, "bob")
+    job_id = await new_job(db, alice)
+    files = [
+        jobs.MediaFile(i, f"generations/{job_id}/{i}.png", "image/png", 10 + i, "ab" * 32, "u")
+        for i in (1, 0)
+    ]
+    async with db.session() as session:
+        await jobs.begin_attempt(session, job_id)
+        await jobs.mark_running(session, job_id, "p1", "created")
+        assert await jobs.mark_succeeded(session, job_id, files)
+        found = await jobs.get(session, job_id, alice)
+        hidden = await jobs.get(session, job_id, bob)
+
+    assert hidden is None
+    assert found is not None
+    job, media = found
+    assert job.status is JobStatus.succeeded
+    assert [m.index for m in media] == [0, 1]
+    assert media[0] == files[1]
+
+
+async def test_list_pages_newest_first_with_a_status_filter(db: Database) -> None:
+    owner = await new_user(db)
+    ids = [await new_job(db, owner, prompt=f"p{n}") for n in range(5)]
+    async with db.session() as session:
+        await jobs.cancel(session, ids[2], owner)
+        first = await jobs.list_page(session, owner_id=owner, status=None, limit=2, cursor=None)
+        second = await jobs.list_page(
+            session, owner_id=owner, status=None, limit=2, cursor=first.next_cursor
+        )
+        third = await jobs.list_page(
+            session, owner_id=owner, status=None, limit=2, cursor=second.next_cursor
+        )
+        canceled = await jobs.list_page(
+            session, owner_id=owner, status=JobStatus.canceled, limit=10, cursor=None
+        )
+        with pytest.raises(InvalidCursor):
+            await jobs.list_page(session, owner_id=owner, status=None, limit=2, cursor="nope")
+
+    seen = [j.id for page in (first, second, third) for j in page.items]
+    assert seen == list(reversed(ids))
+    assert third.next_cursor is None
+    assert [j.id for j in canceled.items] == [ids[2]]
+
+
+async def test_cancel_is_conditional(db: Database) -> None:
+    alice, bob = await new_user(db, "alice"), await new_user(db, "bob")
+    job_id = await new_job(db, alice)
+    async with db.session() as session:
+        assert not await jobs.cancel(session, job_id, bob)  # not theirs: as if missing
+        assert await jobs.cancel(session, job_id, alice)
+        with pytest.raises(jobs.JobNotCancelable) as finished:
+            await jobs.cancel(session, job_id, alice)
+    assert finished.value.status is JobStatus.canceled
+    assert (await events(db, job_id))[-1][:3] == ("state", None, "canceled")
+
+
+async def test_the_outbox_is_claimed_once_across_concurrent_relays(db: Database) -> None:
+    owner = await new_user(db)
+    ids = {await new_job(db, owner) for _ in range(6)}
+    claimed: list[list[uuid.UUID]] = []
+    both_hold_locks = asyncio.Barrier(2)
+
+    async def relay() -> None:
+        async with db.transaction() as session:
+            mine = await jobs.claim_unpublished(session, limit=4)
+            await both_hold_locks.wait()  # the other claims while these rows are locked
+            await jobs.mark_enqueued(session, mine, "published by a test relay")
+            claimed.append(mine)
+
+    await asyncio.gather(relay(), relay())
+
+    assert sorted(map(len, claimed)) == [2, 4]
+    assert {i for batch in claimed for i in batch} == ids
+    async with db.transaction() as session:
+        assert await jobs.claim_unpublished(session, limit=10) == []
+    one = next(iter(ids))
+    assert (await events(db, one))[-1] == (
+        "enqueued",
+        None,
+        None,
+        None,
+        "published by a test relay",
+    )
+
+
+async def test_stale_jobs_are_claimed_by_age(db: Database) -> None:
+    owner = await new_user(db)
+    old, fresh = await new_job(db, owner), await new_job(db, owner)
+    async with db.session() as session:
+        await session.execute(
+            text("UPDATE jobs SET updated_at = now() - interval '1 hour' WHERE id = :id"),
+            {"id": old},
+        )
+    async with db.transaction() as session:
+        stale = await jobs.claim_stale(session, timedelta(minutes=15), limit=10)
+    assert stale == [old]
+    assert fresh not in stale
+
+
+async def test_an_attempt_is_counted_once_per_call_and_only_while_unfinished(
+    db: Database,
+) -> None:
+    owner = await new_user(db)
+    job_id = await new_job(db, owner)
+    async with db.session() as session:
+        first = await jobs.begin_attempt(session, job_id)
+        second = await jobs.begin_attempt(session, job_id)
+        assert first is not None
+        assert second is not None
+        assert (first.number, second.number) == (1, 2)
+        # The first attempt could not have created anything; the second may find its create.
+        assert first.create_requested_before is None
+        assert second.create_requested_before == first.job.create_requested_at
+        assert first.job.started_at == second.job.started_at
+        await jobs.mark_failed(session, job_id, "boom")
+        assert await jobs.begin_attempt(session, job_id) is None
+        assert await jobs.begin_attempt(session, uuid.uuid4()) is None
+    kinds = [(kind, attempt) for kind, _, _, attempt, _ in await events(db, job_id)]
+    assert kinds == [("created", None), ("attempt", 1), ("attempt", 2), ("state", None)]
+
+
+async def test_running_needs_a_queued_job_without_a_prediction(db: Database) -> None:
+    owner = await new_user(db)
+    job_id, canceled = await new_job(db, owner), await new_job(db, owner)
+    async with db.session() as session:
+        assert await jobs.mark_running(session, job_id, "p1", "created")
+        assert not await jobs.mark_running(session, job_id, "p2", "created")  # a redelivery
+        await jobs.cancel(session, canceled, owner)
+        assert not await jobs.mark_running(session, canceled, "p3", "created")
+        assert await jobs.prediction_claimed(session, "p1")
+        assert not await jobs.prediction_claimed(session, "p3")
+        job = await jobs.load(session, job_id)
+    assert job is not None
+    assert (job.status, job.prediction_id) == (JobStatus.running, "p1")
+    assert (await events(db, job_id))[-1] == (
+        "state",
+        "queued",
+        "running",
+        None,
+        "prediction p1 (created)",
+    )
+
+
+async def test_errors_are_recorded_and_failure_is_final(db: Database) -> None:
+    owner = await new_user(db)
+    job_id = await new_job(db, owner)
+    async with db.session() as session:
+        await jobs.record_error(session, job_id, "x" * 5000, attempt=1)
+        job = await jobs.load(session, job_id)
+        assert job is not None
+        assert job.last_error == "x" * jobs.ERROR_MAX
+        assert await jobs.mark_failed(session, job_id, "gave up")
+        assert not await jobs.mark_failed(session, job_id, "again")
+        await jobs.record_error(session, job_id, "late", attempt=2)  # ignored: finished
+        job = await jobs.load(session, job_id)
+    assert job is not None
+    assert (job.status, job.last_error) == (JobStatus.failed, "gave up")
+    assert job.finished_at is not None
+    assert [e[0] for e in await events(db, job_id)] == ["created", "error", "state"]
+
+
+async def test_success_stores_media_only_for_a_running_job(db: Database) -> None:
+    owner = await new_user(db)
+    job_id, canceled = await new_job(db, owner), await new_job(db, owner)
+    file = jobs.MediaFile(0, "generations/x/0.png", "image/png", 3, "cd" * 32, "http://o/0.png")
+    async with db.session() as session:
+        assert not await jobs.mark_succeeded(session, job_id, [file])  # still queued
+        await jobs.mark_running(session, job_id, "p1", "created")
+        await jobs.mark_running(session, canceled, "p2", "created")
+        await jobs.cancel(session, canceled, owner)
+        assert not await jobs.mark_succeeded(session, canceled, [file])
+        assert await jobs.mark_succeeded(session, job_id, [file])
+        assert not await jobs.mark_succeeded(session, job_id, [file])  # a redelivery
+        done = await jobs.get(session, job_id, owner)
+        nothing = await jobs.get(session, canceled, owner)
+    assert done is not None
+    assert nothing is not None
+    assert done[0].status is JobStatus.succeeded
+    assert done[1] == [file]
+    assert nothing[1] == []
+
+
+async def test_touch_writes_at_most_once_a_minute(db: Database) -> None:
+    owner = await new_user(db)
+    job_id = await new_job(db, owner)
+    async with db.session() as session:
+        await jobs.mark_running(session, job_id, "p1", "created")
+        before = await jobs.load(session, job_id)
+        await jobs.touch(session, job_id)
+        unchanged = await jobs.load(session, job_id)
+        await session.execute(
+            text("UPDATE jobs SET updated_at = now() - interval '2 minutes' WHERE id = :id"),
+            {"id": job_id},
+        )
+        await jobs.touch(session, job_id)
+        touched = await jobs.load(session, job_id)
+    assert before is not None
+    assert unchanged is not None
+    assert touched is not None
+    assert unchanged.updated_at == before.updated_at
+    assert touched.updated_at > before.updated_at - timedelta(seconds=1)
