@@ -30,7 +30,7 @@ TERMINAL = ("succeeded", "failed", "canceled")
 def mock_env(**overrides: str) -> dict[str, str]:
     return {
         "REPLICATE_MOCK_API_TOKENS": TOKEN,
-        "REPLICATE_MOCK_LATENCY_SECONDS": "0.4",
+        "REPLICATE_MOCK_LATENCY_SECONDS": "1",  # wide status windows: bodies name the status
         "REPLICATE_MOCK_WEBHOOK_RETRY_DELAYS_SECONDS": ",".join(map(str, RETRY_DELAYS)),
         "REPLICATE_MOCK_WEBHOOK_TIMEOUT_SECONDS": "3",
         **overrides,
