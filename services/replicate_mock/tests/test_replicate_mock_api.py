@@ -11,7 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
+from core.webhooks import decode_secret, generate_secret
 from replicate_mock.app import create_app
 from replicate_mock.settings import MockSettings
 from replicate_mock.state import version_id
@@ -427,3 +429,98 @@ async def test_fault_rates_from_settings_and_control() -> None:
 async def test_create_only_faults_are_refused_elsewhere(client: httpx.AsyncClient) -> None:
     response = await client.post("/_mock/faults", json={"next": {"get": ["fail"]}})
     assert response.status_code == 422
+
+
+# -- webhook fields and secret (deliveries: test_replicate_mock_webhooks.py) --------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind", "field", "description"),
+    [
+        (
+            {"webhook": "https://example.test/h", "webhook_events_filter": ["start", "done"]},
+            "enum",
+            "webhook_events_filter.1",
+            'must be one of the following: "start", "output", "logs", "completed"',
+        ),
+        ({"webhook_events_filter": "completed"}, "invalid_type", "webhook_events_filter", "array"),
+        ({"webhook_events_filter": [3]}, "enum", "webhook_events_filter.0", '"completed"'),
+        ({"webhook": 3}, "invalid_type", "webhook", "Expected: string, given: integer"),
+        ({"webhook": None}, "invalid_type", "webhook", "given: null"),
+        ({"webhook": "ftp://example.test/h"}, "format", "webhook", "format 'uri'"),
+        ({"webhook": "https:///no-host"}, "format", "webhook", "format 'uri'"),
+        ({"webhook": "http://[::1"}, "format", "webhook", "format 'uri'"),
+    ],
+)
+async def test_webhook_fields_are_validated_like_replicate(
+    client: httpx.AsyncClient, fields: dict[str, Any], kind: str, field: str, description: str
+) -> None:
+    for path, extra in ((CREATE, {}), ("/v1/predictions", {"version": FLUX})):
+        body = {"input": {"prompt": "x"}, **extra, **fields}
+        response = await client.post(path, json=body)
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
+        [invalid] = response.json()["invalid_fields"]
+        assert (invalid["type"], invalid["field"]) == (kind, field)
+        assert description in invalid["description"]
+    assert (await stats(client))["predictions_created"] == 0
+
+
+async def test_webhook_and_input_problems_are_reported_together(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(CREATE, json={"input": {}, "webhook_events_filter": ["x"]})
+    fields = [f["field"] for f in response.json()["invalid_fields"]]
+    assert fields == ["webhook_events_filter.0", "input"]
+
+
+async def test_filter_without_webhook_is_echoed_and_sends_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (
+        await client.post(
+            CREATE, json={"input": {"prompt": "x"}, "webhook_events_filter": ["completed"]}
+        )
+    ).json()
+    assert created["webhook_events_filter"] == ["completed"]
+    assert "webhook" not in created
+    assert (await stats(client))["webhooks"]["following"] == 0
+
+
+async def test_webhook_secret_is_generated_once_per_app(client: httpx.AsyncClient) -> None:
+    key = (await client.get("/v1/webhooks/default/secret")).json()["key"]
+    assert len(decode_secret(key)) == 32
+    assert (await client.get("/v1/webhooks/default/secret")).json()["key"] == key
+    await client.post("/_mock/reset")
+    assert (await client.get("/v1/webhooks/default/secret")).json()["key"] == key
+    async with make_client() as other:
+        assert (await other.get("/v1/webhooks/default/secret")).json()["key"] != key
+    anonymous = await client.get("/v1/webhooks/default/secret", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
+
+
+async def test_webhook_secret_comes_from_the_setting() -> None:
+    secret = generate_secret()
+    async with make_client(replicate_mock_webhook_secret=secret) as client:
+        assert (await client.get("/v1/webhooks/default/secret")).json() == {"key": secret}
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"replicate_mock_webhook_secret": "not-a-secret"},
+        {"replicate_mock_webhook_secret": "whsec_!!"},
+        {"replicate_mock_webhook_retry_delays_seconds": "1,two"},
+        {"replicate_mock_webhook_retry_delays_seconds": "1,-2"},
+        {"replicate_mock_webhook_retry_delays_seconds": "nan"},
+    ],
+)
+def test_bad_webhook_settings_are_refused(setting: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        MockSettings(**setting)  # type: ignore[arg-type]
+
+
+def test_retry_delays_parse() -> None:
+    settings = MockSettings(replicate_mock_webhook_retry_delays_seconds=" 0.5, 1 ,2")
+    assert settings.webhook_retry_delays == (0.5, 1.0, 2.0)
+    assert MockSettings().webhook_retry_delays == (1, 2, 4, 8, 16, 32)

@@ -120,3 +120,13 @@ def test_get_retries_through_injected_429(client: Client, mock: ServiceProcess) 
     ).raise_for_status()
     # The client's RetryTransport retries GETs on 429, so the faults are invisible here.
     assert client.predictions.get(prediction.id).id == prediction.id
+
+
+def test_webhook_secret_via_official_client(client: Client, mock: ServiceProcess) -> None:
+    secret = client.webhooks.default.secret()
+    assert secret.key.startswith("whsec_")
+    direct = httpx.get(
+        f"{mock.base_url}/v1/webhooks/default/secret",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert direct.json() == {"key": secret.key}

@@ -17,6 +17,7 @@ from replicate_mock.inputs import CONTENT_TYPES, validate_flux_input
 from replicate_mock.problems import Problem, not_found, validation_failed
 from replicate_mock.state import MockState, get_state, require_token, version_id
 from replicate_mock.store import TERMINAL, PredictionRecord, decode_cursor, new_prediction_id
+from replicate_mock.webhook_fields import parse_webhook_fields
 
 router = APIRouter()
 Authed = Annotated[MockState, Depends(require_token)]
@@ -117,9 +118,10 @@ async def create(state: MockState, request: Request, *, model: str | None) -> Re
                 [{"type": "invalid_type", "field": "version", "description": "Expected a string"}]
             )
         model, version = resolve_version(state, body["version"])
-    params, problems = validate_flux_input(body["input"])
-    if params is None:
-        raise validation_failed(problems)
+    webhook, problems = parse_webhook_fields(body)
+    params, input_problems = validate_flux_input(body["input"])
+    if params is None or problems:
+        raise validation_failed(problems + input_problems)
     prediction_id = new_prediction_id()
     seed = params.seed
     if seed is None:  # random in the real thing; derived from the id here
@@ -138,8 +140,14 @@ async def create(state: MockState, request: Request, *, model: str | None) -> Re
         started_at=created + latency / 4,
         completed_at=created + latency,
         error=FAILED_MESSAGE if fault == "fail" else None,
+        webhook=webhook,
     )
     state.store.add(record)
+    # Bases taken now: the webhooks' bodies must match what GET on this origin answers.
+    api_base, files_base = state.api_base(request), state.files_base(request)
+    state.webhooks.follow(
+        record, lambda: record.to_json(now(), api_base=api_base, files_base=files_base)
+    )
     state.stats.predictions_created += 1
     if fault == "500_after_create":
         raise Problem(500, "Internal server error", title="Internal Server Error")
@@ -204,6 +212,7 @@ async def cancel_prediction(prediction_id: str, request: Request, state: Authed)
     if record is None:
         raise not_found()
     record.cancel(now())  # a finished prediction comes back unchanged
+    state.webhooks.changed(record.id)  # `completed` goes out now, not at the planned end
     return prediction_response(state, request, record)
 
 
@@ -244,6 +253,13 @@ async def list_predictions(
         "previous": link(page.previous_cursor),
         "results": [prediction_response(state, request, r) for r in page.items],
     }
+
+
+@router.get("/v1/webhooks/default/secret")
+async def get_webhook_secret(state: Authed) -> dict[str, str]:
+    """The account's signing secret, to verify the mock's webhooks (one per mock process)."""
+    state.stats.calls["webhook_secret"] += 1
+    return {"key": state.webhook_secret}
 
 
 @router.get("/v1/models/{owner}/{name}/versions/{version}")

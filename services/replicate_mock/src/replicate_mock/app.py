@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: MockSettings | None = None) -> FastAPI:
     settings = settings or MockSettings()
+    state = MockState(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,13 +30,14 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
             extra={"latency_seconds": settings.replicate_mock_latency_seconds},
         )
         yield
+        await state.webhooks.aclose()  # pending deliveries end with the process
 
     app = FastAPI(
         title="Replicate mock",
         description="Replicate's prediction API with real (synthetic) images, for local runs.",
         lifespan=lifespan,
     )
-    app.state.mock = MockState(settings)
+    app.state.mock = state
     app.state.settings = settings
     app.add_exception_handler(Problem, problem_handler)
     app.include_router(api.router)

@@ -33,11 +33,13 @@ async def set_faults(update: FaultUpdate, state: Authed) -> dict[str, object]:
 
 @router.get("/stats")
 async def stats(state: Authed) -> dict[str, object]:
-    return {**state.stats.describe(), "predictions_stored": len(state.store)}
+    webhooks = {**state.webhooks.sender.stats.describe(), "following": state.webhooks.following}
+    return {**state.stats.describe(), "predictions_stored": len(state.store), "webhooks": webhooks}
 
 
 @router.post("/reset")
 async def reset(state: Authed) -> dict[str, object]:
-    """Forget predictions and counters; faults and latency go back to the settings."""
+    """Forget predictions, pending webhooks and counters; faults and latency go back to the
+    settings."""
     state.reset()
     return _faults(state)

@@ -53,7 +53,7 @@ class FluxParams:
     height: int
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -73,7 +73,7 @@ def _wrong_type(name: str, expected: str, value: Any) -> dict[str, str]:
     return {
         "type": "invalid_type",
         "field": f"input.{name}",
-        "description": f"Invalid type. Expected: {expected}, given: {_json_type(value)}",
+        "description": f"Invalid type. Expected: {expected}, given: {json_type(value)}",
     }
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
 from core.settings import BaseServiceSettings
+from core.webhooks import WebhookVerificationError, decode_secret
 
 
 class MockSettings(BaseServiceSettings):
@@ -33,6 +34,36 @@ class MockSettings(BaseServiceSettings):
     replicate_mock_fault_fail_rate: float = Field(default=0.0, ge=0, le=1)
     # Seed for the fault dice, for reproducible runs; None draws from the OS.
     replicate_mock_fault_seed: int | None = None
+    # Signs webhook deliveries (`whsec_<base64>`); None: a new one at each start, which
+    # GET /v1/webhooks/default/secret tells.
+    replicate_mock_webhook_secret: SecretStr | None = None
+    # Seconds before each retry of a failed `completed` webhook (their count is the number of
+    # retries): the default ends about a minute after completion, like Replicate.
+    replicate_mock_webhook_retry_delays_seconds: str = "1,2,4,8,16,32"
+    # Per attempt: connect, send and read the status line within this time, or it failed.
+    replicate_mock_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Webhook requests in flight at once; more wait their turn.
+    replicate_mock_webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+
+    @field_validator("replicate_mock_webhook_secret")
+    @classmethod
+    def _secret_decodes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                decode_secret(value.get_secret_value())
+            except WebhookVerificationError as exc:
+                raise ValueError(f"not a webhook secret: {exc}") from None
+        return value
+
+    @field_validator("replicate_mock_webhook_retry_delays_seconds")
+    @classmethod
+    def _delays_parse(cls, value: str) -> str:
+        _parse_delays(value)
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> tuple[float, ...]:
+        return _parse_delays(self.replicate_mock_webhook_retry_delays_seconds)
 
     @property
     def api_tokens(self) -> frozenset[str]:
@@ -41,3 +72,11 @@ class MockSettings(BaseServiceSettings):
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(m.strip() for m in self.replicate_mock_models.split(",") if m.strip())
+
+
+def _parse_delays(value: str) -> tuple[float, ...]:
+    """Parse "1,2,4" to (1.0, 2.0, 4.0); ValueError for anything but seconds in 0..3600."""
+    delays = tuple(float(d) for d in value.split(",") if d.strip())
+    if any(not 0 <= d <= 3600 for d in delays):  # also refuses nan
+        raise ValueError("retry delays must be seconds between 0 and 3600")
+    return delays

@@ -7,11 +7,14 @@ import secrets
 
 from fastapi import Request
 
+from core.webhooks import generate_secret
 from replicate_mock.faults import Faults, Stats
 from replicate_mock.images import ImageCache
 from replicate_mock.problems import unauthenticated
 from replicate_mock.settings import MockSettings
 from replicate_mock.store import PredictionStore
+from replicate_mock.webhook_sender import WebhookSender
+from replicate_mock.webhooks import Webhooks
 
 
 def version_id(model: str) -> str:
@@ -29,6 +32,16 @@ class MockState:
         self.images = ImageCache(settings.replicate_mock_image_cache_size)
         self.stats = Stats()
         self.faults = self.fresh_faults()
+        secret = settings.replicate_mock_webhook_secret
+        self.webhook_secret = secret.get_secret_value() if secret else generate_secret()
+        self.webhooks = Webhooks(
+            WebhookSender(
+                self.webhook_secret,
+                timeout_seconds=settings.replicate_mock_webhook_timeout_seconds,
+                concurrency=settings.replicate_mock_webhook_concurrency,
+                retry_delays=settings.webhook_retry_delays,
+            )
+        )
 
     def fresh_faults(self) -> Faults:
         s = self.settings
@@ -48,6 +61,7 @@ class MockState:
     def reset(self) -> None:
         self.store.clear()
         self.stats = Stats()
+        self.webhooks.reset()
         self.faults = self.fresh_faults()
         self.latency_seconds = self.settings.replicate_mock_latency_seconds
 

@@ -10,11 +10,12 @@ import base64
 import binascii
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from replicate_mock.inputs import FluxParams
+from replicate_mock.webhook_fields import WebhookFields
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # lowercase base32-like, as real ids look
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
@@ -42,6 +43,7 @@ class PredictionRecord:
     completed_at: datetime
     error: str | None = None  # set: the prediction ends failed with this message
     canceled_at: datetime | None = None
+    webhook: WebhookFields = field(default_factory=WebhookFields)
 
     def status_at(self, now: datetime) -> str:
         if self.canceled_at is not None:
@@ -83,6 +85,11 @@ class PredictionRecord:
                 "web": f"https://replicate.com/p/{self.id}",
             },
         }
+        # Echoed as sent, like real webhook bodies show them (absent when not sent).
+        if self.webhook.url is not None:
+            body["webhook"] = self.webhook.url
+        if self.webhook.events_filter is not None:
+            body["webhook_events_filter"] = list(self.webhook.events_filter)
         seed_line = f"Using seed: {self.seed}\n"
         if status == "starting":
             return body
