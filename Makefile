@@ -52,7 +52,7 @@ fmt: ## format and auto-fix
 	$(RUN) ruff check --fix .
 
 test: lint ## lint, then every test
-	$(PYTEST) libs services tests
+	$(PYTEST) libs services tests bench/tests
 
 test-core: ## tests of libs/core
 	$(PYTEST) libs/core/tests

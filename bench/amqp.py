@@ -7,21 +7,19 @@ declaration of a queue with different arguments.
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
-from dramatiq.common import xq_name
 
-from core.messaging import GENERATE_ACTOR, GENERATION_QUEUE, STEP_START
+from core.messaging import GENERATION_QUEUE, generate_message
+from core.messaging import queue_arguments as core_queue_arguments
+from core.settings import BrokerSettings
 
 
 def queue_arguments(queue: str) -> dict[str, Any]:
-    # dramatiq's RabbitmqBroker._build_queue_arguments (no max_priority configured here)
-    return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": str(xq_name(queue))}
+    """The gateway's and the worker's declaration of the queue (RabbitMQ refuses another)."""
+    return core_queue_arguments(BrokerSettings())(queue)
 
 
 async def declare_generation_queue(channel: AbstractChannel) -> AbstractQueue:
@@ -31,17 +29,8 @@ async def declare_generation_queue(channel: AbstractChannel) -> AbstractQueue:
 
 
 def generate_message_body(job_id: str) -> bytes:
-    """What core.messaging.generate_message(job_id) encodes to (dramatiq's JSON encoder)."""
-    message = {
-        "queue_name": GENERATION_QUEUE,
-        "actor_name": GENERATE_ACTOR,
-        "args": [job_id, STEP_START, 0],
-        "kwargs": {},
-        "options": {},
-        "message_id": str(uuid.uuid4()),
-        "message_timestamp": int(time.time() * 1000),
-    }
-    return json.dumps(message, separators=(",", ":")).encode()
+    """What the gateway's outbox relay publishes for a job (dramatiq's JSON encoding)."""
+    return generate_message(job_id).encode()
 
 
 class ConfirmingPublisher:

@@ -18,8 +18,8 @@ from fastapi import HTTPException, Request, Response, status
 from pydantic_core import to_json
 
 from bench.serve import port_parser
+from core.jobs import derived_seed
 from core.schemas.generation import GenerateRequest
-from gateway.jobs import derived_seed
 
 # The gateway's defaults (gateway.settings.GatewaySettings), fixed here.
 DEFAULT_MODEL = "black-forest-labs/flux-schnell"

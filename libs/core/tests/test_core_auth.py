@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 import core.passwords
-from core.auth import create_access_token, decode_access_token
+from core.auth import VerifiedTokens, create_access_token
 from core.db import Database
 from core.models import User
 from core.passwords import hash_password, hash_password_sync, verify_password
@@ -69,7 +70,7 @@ def test_token_round_trip() -> None:
     settings = auth_settings()
     user_id = uuid.uuid4()
     token = create_access_token(user_id, settings)
-    assert decode_access_token(token, settings) == user_id
+    assert VerifiedTokens().subject(token, settings) == user_id
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
     assert claims["exp"] - claims["iat"] == settings.access_token_ttl_seconds
 
@@ -82,39 +83,83 @@ def test_expired_token_raises() -> None:
         algorithm="HS256",
     )
     with pytest.raises(jwt.ExpiredSignatureError):
-        decode_access_token(token, auth_settings())
+        VerifiedTokens().subject(token, auth_settings())
 
 
 def test_token_from_another_secret_refused() -> None:
     token = create_access_token(uuid.uuid4(), auth_settings(jwt_secret=OTHER_SECRET))
     with pytest.raises(jwt.InvalidSignatureError):
-        decode_access_token(token, auth_settings())
+        VerifiedTokens().subject(token, auth_settings())
 
 
 def test_token_with_another_algorithm_refused() -> None:
     token = create_access_token(uuid.uuid4(), auth_settings(jwt_algorithm="HS512"))
     with pytest.raises(jwt.InvalidAlgorithmError):
-        decode_access_token(token, auth_settings(jwt_algorithm="HS256"))
+        VerifiedTokens().subject(token, auth_settings(jwt_algorithm="HS256"))
 
 
 def test_unsigned_token_refused() -> None:
     exp = datetime.now(UTC) + timedelta(minutes=5)
     token = jwt.encode({"sub": str(uuid.uuid4()), "exp": exp}, key="", algorithm="none")
     with pytest.raises(jwt.PyJWTError):
-        decode_access_token(token, auth_settings())
+        VerifiedTokens().subject(token, auth_settings())
 
 
 def test_token_without_required_claims_refused() -> None:
     token = jwt.encode({"sub": str(uuid.uuid4())}, SECRET, algorithm="HS256")  # no exp
     with pytest.raises(jwt.MissingRequiredClaimError):
-        decode_access_token(token, auth_settings())
+        VerifiedTokens().subject(token, auth_settings())
 
 
 def test_token_with_non_uuid_subject_refused() -> None:
     exp = datetime.now(UTC) + timedelta(minutes=5)
     token = jwt.encode({"sub": "admin", "exp": exp}, SECRET, algorithm="HS256")
     with pytest.raises(ValueError, match="badly formed"):
-        decode_access_token(token, auth_settings())
+        VerifiedTokens().subject(token, auth_settings())
+
+
+def test_a_verified_token_is_remembered_but_still_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = auth_settings(access_token_ttl_seconds=60)
+    tokens = VerifiedTokens()
+    user_id = uuid.uuid4()
+    token = create_access_token(user_id, settings)
+    checks: list[str] = []
+    real = jwt.decode
+
+    def counting(*args: object, **kwargs: object) -> object:
+        checks.append("decode")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    assert tokens.subject(token, settings) == user_id
+    assert tokens.subject(token, settings) == user_id
+    assert checks == ["decode"]  # verified once, remembered after
+
+    later = time.time() + 61
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(jwt.ExpiredSignatureError):
+        tokens.subject(token, settings)
+
+
+def test_an_altered_token_is_never_taken_from_memory() -> None:
+    settings = auth_settings()
+    tokens = VerifiedTokens()
+    token = create_access_token(uuid.uuid4(), settings)
+    tokens.subject(token, settings)
+    header, payload, signature = token.split(".")
+    forged = f"{header}.{payload}.{signature[:-2]}AA"
+    with pytest.raises(jwt.PyJWTError):
+        tokens.subject(forged, settings)
+
+
+def test_remembered_tokens_are_bounded() -> None:
+    settings = auth_settings()
+    tokens = VerifiedTokens(max_entries=3)
+    for _ in range(10):
+        tokens.subject(create_access_token(uuid.uuid4(), settings), settings)
+    assert len(tokens._entries) == 3
 
 
 # --- users (real database) -------------------------------------------------------------------

@@ -234,6 +234,18 @@ async def test_an_unreachable_broker_is_a_publish_failure(queue_name: str) -> No
     await publisher.close()
 
 
+async def test_cancelling_a_publish_to_an_unreachable_broker_cancels(queue_name: str) -> None:
+    publisher = create_publisher(broker_settings(broker_url="amqp://guest:guest@127.0.0.1:1/%2F"))
+    publishing = asyncio.create_task(
+        publisher.publish(build_message(queue_name=queue_name, actor_name="nobody"))
+    )
+    await asyncio.sleep(0)  # it is connecting now
+    publishing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await publishing
+    await publisher.close()
+
+
 async def test_an_idle_connection_keeps_its_heartbeats(
     publisher: AmqpPublisher, queue_name: str
 ) -> None:

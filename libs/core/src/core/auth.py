@@ -9,7 +9,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
@@ -21,7 +21,7 @@ from core.db import Database
 from core.schemas.auth import Token
 from core.settings import AuthSettings
 from core.users import authenticate
-from core.web import DbDep, SessionDep, settings_of
+from core.web import SessionDep, settings_of
 from core.web_errors import error_responses
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,41 @@ def create_access_token(user_id: uuid.UUID, settings: AuthSettings) -> str:
     )
 
 
-def decode_access_token(token: str, settings: AuthSettings) -> uuid.UUID:
-    """Return the user id in a valid token; raise jwt.PyJWTError or ValueError otherwise."""
-    claims = jwt.decode(
+def _verified_claims(token: str, settings: AuthSettings) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(
         token,
         settings.jwt_secret.get_secret_value(),
         algorithms=[settings.jwt_algorithm],
         options={"require": ["sub", "exp"]},
     )
-    return uuid.UUID(str(claims["sub"]))
+    return claims
+
+
+class VerifiedTokens:
+    """Tokens this process has already verified, with their subject and expiry. A client sends
+    the same token for up to an hour, and verifying its HMAC and claims again on every request
+    costs more than the rest of a cheap request. Only a token that verified is remembered, by
+    its full text, so a forged or altered token is never taken from here; the expiry is still
+    checked each time."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, uuid.UUID]] = OrderedDict()
+
+    def subject(self, token: str, settings: AuthSettings) -> uuid.UUID:
+        """The user id of a valid token; raises jwt.PyJWTError or ValueError otherwise."""
+        entry = self._entries.get(token)
+        if entry is not None:
+            if time.time() < entry[0]:
+                return entry[1]
+            del self._entries[token]
+            raise jwt.ExpiredSignatureError("Signature has expired")
+        claims = _verified_claims(token, settings)
+        user_id = uuid.UUID(str(claims["sub"]))
+        self._entries[token] = (float(claims["exp"]), user_id)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return user_id
 
 
 def unauthorized(detail: str) -> HTTPException:
@@ -132,16 +158,18 @@ async def standing_of(request: Request, db: Database, user_id: uuid.UUID) -> Sta
 
 
 async def optional_user(
-    request: Request,
-    db: DbDep,
-    settings: AuthSettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Caller | None:
-    """The caller, if a bearer token was sent; a bad token is an error, not anonymity."""
+    """The caller, if a bearer token was sent; a bad token is an error, not anonymity.
+
+    It reads the settings and the database from the app's state rather than through more
+    dependencies: it runs on every request, and each dependency costs FastAPI a resolution."""
     if token is None:
         return None
+    settings = settings_of(request, AuthSettings)
+    db: Database = request.app.state.db
     try:
-        user_id = decode_access_token(token, settings)
+        user_id = request.app.state.verified_tokens.subject(token, settings)
     except jwt.ExpiredSignatureError:
         raise unauthorized("Token has expired; get a new one from POST /auth/token") from None
     except (jwt.PyJWTError, ValueError):
@@ -208,6 +236,7 @@ async def issue_token(
 
 
 def install_auth(app: FastAPI, settings: AuthSettings) -> None:
-    """POST /auth/token, and the per-process cache of users' standing."""
+    """POST /auth/token, and the per-process caches of verified tokens and users' standing."""
+    app.state.verified_tokens = VerifiedTokens()
     app.state.standings = StandingCache(settings.auth_user_cache_seconds)
     app.include_router(auth_router)

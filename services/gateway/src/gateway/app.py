@@ -15,6 +15,7 @@ from core.logging import configure_logging
 from core.messaging import create_publisher
 from core.storage import create_storage
 from core.web import install_common
+from gateway.deps import Gateway
 from gateway.outbox import OutboxRelay
 from gateway.routes import generate, jobs, media
 from gateway.settings import GatewaySettings
@@ -59,7 +60,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         publisher = create_publisher(settings)
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
-        app.state.db, app.state.relay, app.state.storage = db, relay, storage
+        app.state.db = db  # what core's shared routes and dependencies read
+        app.state.gateway = Gateway(settings, db, relay, storage)
         relaying = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
             yield

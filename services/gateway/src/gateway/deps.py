@@ -1,29 +1,31 @@
+"""What the gateway's routes get from the app: one typed object, one dependency."""
+
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from core.db import Database
 from core.storage import MediaStorage
-from core.web import settings_of
 from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
 
 
-async def _settings(request: Request) -> GatewaySettings:
-    return settings_of(request, GatewaySettings)
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """The process's resources, made in the app's lifespan."""
+
+    settings: GatewaySettings
+    db: Database
+    relay: OutboxRelay
+    storage: MediaStorage
 
 
-async def _relay(request: Request) -> OutboxRelay:
-    relay: OutboxRelay = request.app.state.relay
-    return relay
+async def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
 
 
-async def _storage(request: Request) -> MediaStorage:
-    storage: MediaStorage = request.app.state.storage
-    return storage
-
-
-SettingsDep = Annotated[GatewaySettings, Depends(_settings)]
-RelayDep = Annotated[OutboxRelay, Depends(_relay)]
-StorageDep = Annotated[MediaStorage, Depends(_storage)]
+GatewayDep = Annotated[Gateway, Depends(_gateway)]

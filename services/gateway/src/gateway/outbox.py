@@ -23,6 +23,7 @@ from datetime import timedelta
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import jobs
+from core.aio import raise_if_cancelling
 from core.amqp import AmqpPublisher, PublishFailed
 from core.db import Database
 from core.messaging import generate_message
@@ -65,14 +66,13 @@ class OutboxRelay:
             claimed = await claim(session)
             if not claimed:
                 return 0
-            results = await asyncio.gather(
-                *(self._publisher.publish(generate_message(str(job_id))) for job_id in claimed),
-                return_exceptions=True,
+            outcomes = await self._publisher.publish_many(
+                [generate_message(str(job_id)) for job_id in claimed]
             )
-            sent = [job for job, result in zip(claimed, results, strict=True) if result is None]
+            sent = [job for job, failure in zip(claimed, outcomes, strict=True) if failure is None]
             if sent:
                 await jobs.mark_enqueued(session, sent, detail)
-        failed = [result for result in results if isinstance(result, BaseException)]
+        failed = [failure for failure in outcomes if failure is not None]
         if failed:  # the rest stay in the outbox for the next round
             log.warning("%d of %d job(s) not published: %s", len(failed), len(claimed), failed[0])
             raise failed[0]
@@ -90,8 +90,11 @@ class OutboxRelay:
                 self._work.clear()
                 while await self.publish_unpublished() == BATCH:
                     pass
-                timeout = max(0.0, next_sweep - time.monotonic())
-                await asyncio.wait_for(self._work.wait(), timeout)
+                raise_if_cancelling()  # see core.aio: never wait again once asked to stop
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+                # that arrives just as the event is set, and the relay would never stop.
+                async with asyncio.timeout(max(0.0, next_sweep - time.monotonic())):
+                    await self._work.wait()
             except TimeoutError:
                 continue
             except PublishFailed:  # logged above; the broker may take a while to come back

@@ -3,7 +3,6 @@ asyncpg pool or an aiohttp session belongs to the loop that opened it)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -85,4 +84,4 @@ class WorkerResources(Middleware):
         context, self._context = self._context, None
         loop_thread = get_event_loop_thread()
         if context is not None and loop_thread is not None:
-            loop_thread.run_coroutine(asyncio.wait_for(context.aclose(), 10))
+            loop_thread.run_coroutine(context.aclose())

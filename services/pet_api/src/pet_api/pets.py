@@ -1,19 +1,57 @@
-"""Pet persistence: plain async functions over a session, keyword-only, no HTTP in sight."""
+"""Pet persistence: one SQL statement per operation, built once, no ORM objects on the way.
+
+Each returns the row as the API shows it (PetPublic), or None when there is no such pet.
+"""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import delete, tuple_, update
-from sqlmodel import col, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Pet
-from core.models.base import utcnow
-from core.pagination import decode_cursor, encode_cursor
-from core.schemas.pets import PetCreate, PetPage, PetPublic, PetType, PetUpdate
+from core.pagination import Page, keyset_page
+from core.schemas.pets import PetCreate, PetPublic, PetType, PetUpdate
 
+PETS: Table = Pet.__table__  # type: ignore[attr-defined]
+COLUMNS = (PETS.c.id, PETS.c.name, PETS.c.pet_type, PETS.c.created_at, PETS.c.updated_at)
 LIKE_ESCAPE = "\\"
+
+_GET = select(*COLUMNS).where(PETS.c.id == bindparam("id"))
+_CREATE = (
+    insert(PETS)
+    .values(
+        id=bindparam("id"),
+        name=bindparam("name"),
+        pet_type=bindparam("pet_type"),
+        created_at=func.now(),
+        updated_at=func.now(),
+    )
+    .returning(*COLUMNS)
+)
+_DELETE = delete(PETS).where(PETS.c.id == bindparam("id")).returning(PETS.c.id)
+
+
+def _updating(*fields: str) -> Any:
+    return (
+        update(PETS)
+        .where(PETS.c.id == bindparam("pet_id"))
+        .values(**{field: bindparam(field) for field in fields}, updated_at=func.now())
+        .returning(*COLUMNS)
+    )
+
+
+# One statement per set of changed fields (PATCH may send either or both).
+_UPDATES = {
+    frozenset(fields): _updating(*fields)
+    for fields in (("name", "pet_type"), ("name",), ("pet_type",))
+}
+
+
+def _pet(row: Any) -> PetPublic:
+    return PetPublic.model_validate(row._mapping)
 
 
 def escape_like(text: str) -> str:
@@ -25,82 +63,61 @@ def escape_like(text: str) -> str:
     )
 
 
-async def create_pet(*, session: AsyncSession, data: PetCreate) -> Pet:
-    now = utcnow()
-    pet = Pet(name=data.name, pet_type=data.pet_type.value, created_at=now, updated_at=now)
-    session.add(pet)
-    await session.commit()
-    return pet
+async def create_pet(session: AsyncSession, data: PetCreate) -> PetPublic:
+    params = {"id": uuid.uuid4(), "name": data.name, "pet_type": data.pet_type.value}
+    return _pet((await session.execute(_CREATE, params)).one())
 
 
-async def get_pet(*, session: AsyncSession, pet_id: uuid.UUID) -> Pet | None:
-    return await session.get(Pet, pet_id)
+async def get_pet(session: AsyncSession, pet_id: uuid.UUID) -> PetPublic | None:
+    row = (await session.execute(_GET, {"id": pet_id})).first()
+    return None if row is None else _pet(row)
 
 
 async def list_pets(
-    *,
     session: AsyncSession,
+    *,
     limit: int,
     cursor: str | None = None,
     pet_type: PetType | None = None,
     name: str | None = None,
-) -> PetPage:
+) -> Page[PetPublic]:
     """One page in (created_at, id) order. Raises core.pagination.InvalidCursor."""
-    stmt = select(Pet)
-    if cursor is not None:
-        after_created_at, after_id = decode_cursor(cursor)
-        # Row comparison: Postgres walks ix_pets_created_at_id straight from the cursor.
-        stmt = stmt.where(
-            tuple_(col(Pet.created_at), col(Pet.id)) > tuple_(after_created_at, after_id)
-        )
+    query = select(*COLUMNS)
     if pet_type is not None:
-        stmt = stmt.where(col(Pet.pet_type) == pet_type.value)
+        query = query.where(PETS.c.pet_type == pet_type.value)
     if name:
-        stmt = stmt.where(col(Pet.name).ilike(f"%{escape_like(name)}%", escape=LIKE_ESCAPE))
-    stmt = stmt.order_by(col(Pet.created_at), col(Pet.id)).limit(limit + 1)
-    rows = list((await session.exec(stmt)).all())
-    await session.commit()  # end the read transaction before the response is sent
-    page, more = rows[:limit], len(rows) > limit
-    last = page[-1] if page else None
-    next_cursor = encode_cursor(last.created_at, last.id) if more and last else None
-    return PetPage(items=[PetPublic.model_validate(p) for p in page], next_cursor=next_cursor)
+        query = query.where(PETS.c.name.ilike(f"%{escape_like(name)}%", escape=LIKE_ESCAPE))
+    return await keyset_page(
+        session, query, PETS.c.created_at, PETS.c.id, _pet, limit=limit, cursor=cursor
+    )
 
 
 async def _update(
-    *, session: AsyncSession, pet_id: uuid.UUID, values: dict[str, object]
-) -> Pet | None:
-    # One UPDATE ... RETURNING: atomic, one round trip, no read-modify-write race.
-    stmt = (
-        update(Pet)
-        .where(col(Pet.id) == pet_id)
-        .values(**values, updated_at=utcnow())
-        .returning(Pet)
-        .execution_options(populate_existing=True)
-    )
-    pet: Pet | None = (await session.exec(stmt)).scalars().first()
-    await session.commit()
-    return pet
+    session: AsyncSession, pet_id: uuid.UUID, values: dict[str, str]
+) -> PetPublic | None:
+    """One UPDATE ... RETURNING: atomic, one round trip, no read-modify-write race."""
+    statement = _UPDATES[frozenset(values)]
+    row = (await session.execute(statement, {"pet_id": pet_id, **values})).first()
+    return None if row is None else _pet(row)
 
 
-async def replace_pet(*, session: AsyncSession, pet_id: uuid.UUID, data: PetCreate) -> Pet | None:
-    values: dict[str, object] = {"name": data.name, "pet_type": data.pet_type.value}
-    return await _update(session=session, pet_id=pet_id, values=values)
+async def replace_pet(
+    session: AsyncSession, pet_id: uuid.UUID, data: PetCreate
+) -> PetPublic | None:
+    return await _update(session, pet_id, {"name": data.name, "pet_type": data.pet_type.value})
 
 
-async def update_pet(*, session: AsyncSession, pet_id: uuid.UUID, data: PetUpdate) -> Pet | None:
+async def update_pet(session: AsyncSession, pet_id: uuid.UUID, data: PetUpdate) -> PetPublic | None:
     """Change only the fields sent; with none sent, nothing is written."""
-    values: dict[str, object] = {}
-    if "name" in data.model_fields_set and data.name is not None:
+    values: dict[str, str] = {}
+    if data.name is not None:
         values["name"] = data.name
-    if "pet_type" in data.model_fields_set and data.pet_type is not None:
+    if data.pet_type is not None:
         values["pet_type"] = data.pet_type.value
     if not values:
-        return await get_pet(session=session, pet_id=pet_id)
-    return await _update(session=session, pet_id=pet_id, values=values)
+        return await get_pet(session, pet_id)
+    return await _update(session, pet_id, values)
 
 
-async def delete_pet(*, session: AsyncSession, pet_id: uuid.UUID) -> bool:
-    stmt = delete(Pet).where(col(Pet.id) == pet_id).returning(col(Pet.id))
-    deleted = (await session.exec(stmt)).first() is not None
-    await session.commit()
-    return deleted
+async def delete_pet(session: AsyncSession, pet_id: uuid.UUID) -> bool:
+    return (await session.execute(_DELETE, {"id": pet_id})).first() is not None

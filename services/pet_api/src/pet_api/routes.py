@@ -19,7 +19,7 @@ from core.schemas.pets import (
     PetUpdate,
 )
 from core.schemas.text import SEARCH_TERM
-from core.web import SessionDep
+from core.web import SessionDep, model_response
 from core.web_errors import error_responses, invalid
 from pet_api import pets
 from pet_api.deps import ReadAccess
@@ -67,12 +67,10 @@ def _not_found(pet_id: uuid.UUID) -> HTTPException:
     summary="Add a pet",
     responses=error_responses(WRITE_ERRORS),
 )
-async def create_pet(
-    data: PetCreate, session: SessionDep, user: CurrentUser, response: Response
-) -> PetPublic:
-    pet = await pets.create_pet(session=session, data=data)
-    response.headers["Location"] = router.url_path_for("get_pet", pet_id=str(pet.id))
-    return PetPublic.model_validate(pet)
+async def create_pet(data: PetCreate, session: SessionDep, user: CurrentUser) -> Response:
+    pet = await pets.create_pet(session, data)
+    location = router.url_path_for("get_pet", pet_id=str(pet.id))
+    return model_response(pet, status.HTTP_201_CREATED, headers={"Location": location})
 
 
 @router.get(
@@ -88,13 +86,14 @@ async def list_pets(
     cursor: Cursor = None,
     pet_type: PetTypeFilter = None,
     name: NameFilter = None,
-) -> PetPage:
+) -> Response:
     try:
-        return await pets.list_pets(
-            session=session, limit=limit, cursor=cursor, pet_type=pet_type, name=name
+        page = await pets.list_pets(
+            session, limit=limit, cursor=cursor, pet_type=pet_type, name=name
         )
     except InvalidCursor as exc:
         raise invalid(("query", "cursor"), str(exc), value=cursor) from None
+    return model_response(PetPage(items=page.items, next_cursor=page.next_cursor))
 
 
 @router.get(
@@ -103,11 +102,11 @@ async def list_pets(
     summary="Get one pet",
     responses=error_responses(READ_ERRORS, NO_PET),
 )
-async def get_pet(pet_id: uuid.UUID, session: SessionDep, user: ReadAccess) -> PetPublic:
-    pet = await pets.get_pet(session=session, pet_id=pet_id)
+async def get_pet(pet_id: uuid.UUID, session: SessionDep, user: ReadAccess) -> Response:
+    pet = await pets.get_pet(session, pet_id)
     if pet is None:
         raise _not_found(pet_id)
-    return PetPublic.model_validate(pet)
+    return model_response(pet)
 
 
 @router.put(
@@ -118,11 +117,11 @@ async def get_pet(pet_id: uuid.UUID, session: SessionDep, user: ReadAccess) -> P
 )
 async def replace_pet(
     pet_id: uuid.UUID, data: PetCreate, session: SessionDep, user: CurrentUser
-) -> PetPublic:
-    pet = await pets.replace_pet(session=session, pet_id=pet_id, data=data)
+) -> Response:
+    pet = await pets.replace_pet(session, pet_id, data)
     if pet is None:
         raise _not_found(pet_id)
-    return PetPublic.model_validate(pet)
+    return model_response(pet)
 
 
 @router.patch(
@@ -133,11 +132,11 @@ async def replace_pet(
 )
 async def update_pet(
     pet_id: uuid.UUID, data: PetUpdate, session: SessionDep, user: CurrentUser
-) -> PetPublic:
-    pet = await pets.update_pet(session=session, pet_id=pet_id, data=data)
+) -> Response:
+    pet = await pets.update_pet(session, pet_id, data)
     if pet is None:
         raise _not_found(pet_id)
-    return PetPublic.model_validate(pet)
+    return model_response(pet)
 
 
 @router.delete(
@@ -149,5 +148,5 @@ async def update_pet(
     responses=error_responses(READ_ERRORS, NO_PET),
 )
 async def delete_pet(pet_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> None:
-    if not await pets.delete_pet(session=session, pet_id=pet_id):
+    if not await pets.delete_pet(session, pet_id):
         raise _not_found(pet_id)

@@ -122,4 +122,5 @@ async def _until(moment: datetime, wake: asyncio.Event) -> None:
     delay = (moment - now()).total_seconds()
     if delay > 0 and not wake.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), delay + 0.001)
+            async with asyncio.timeout(delay + 0.001):
+                await wake.wait()

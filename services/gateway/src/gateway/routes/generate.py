@@ -7,9 +7,10 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from core import jobs
 from core.auth import AUTH_ERRORS, CurrentUser
 from core.schemas.generation import GenerateAccepted, GenerateRequest, IdempotencyKey
-from core.web import SessionDep
+from core.web import model_response
 from core.web_errors import error_responses, invalid
-from gateway.deps import RelayDep, SettingsDep
+from gateway.deps import GatewayDep
+from gateway.urls import status_url
 
 router = APIRouter(tags=["generation"])
 
@@ -39,31 +40,35 @@ IdempotencyKeyHeader = Annotated[
 async def generate(
     body: GenerateRequest,
     request: Request,
-    response: Response,
     user: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    relay: RelayDep,
+    gateway: GatewayDep,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> GenerateAccepted:
+) -> Response:
+    settings = gateway.settings
     model = settings.gateway_default_model if body.model is None else body.model
     if model not in settings.allowed_models:
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
     try:
-        accepted = await jobs.create(
-            session, owner_id=user.id, request=body, model=model, idempotency_key=idempotency_key
-        )
+        async with gateway.db.session() as session:
+            accepted = await jobs.create(
+                session,
+                owner_id=user.id,
+                request=body,
+                model=model,
+                idempotency_key=idempotency_key,
+            )
     except jobs.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail="Idempotency-Key was already used with a different request body",
         ) from None
     # The job is committed: from here on a 202 is a promise, kept by the outbox relay.
+    url = status_url(request, accepted.job_id)
+    headers = {"Location": url}
     if accepted.created:
-        relay.wake()
+        gateway.relay.wake()
     else:
-        response.headers["Idempotent-Replayed"] = "true"
-    status_url = str(request.url_for("get_status", job_id=accepted.job_id))
-    response.headers["Location"] = status_url
-    return GenerateAccepted(job_id=accepted.job_id, status=accepted.status, status_url=status_url)
+        headers["Idempotent-Replayed"] = "true"
+    body_out = GenerateAccepted(job_id=accepted.job_id, status=accepted.status, status_url=url)
+    return model_response(body_out, status.HTTP_202_ACCEPTED, headers=headers)

@@ -11,6 +11,7 @@ from core.pagination import InvalidCursor
 from core.schemas.generation import JobPage, JobPublic, JobStatus, JobSummary, MediaPublic
 from core.web import SessionDep
 from core.web_errors import error_responses, invalid
+from gateway.urls import media_url, status_url
 
 router = APIRouter(tags=["jobs"])
 
@@ -38,7 +39,7 @@ def to_public(request: Request, job: jobs.JobRow, media: list[jobs.MediaFile]) -
         media=[
             MediaPublic(
                 index=m.index,
-                url=str(request.url_for("get_media", job_id=job.id, index=m.index)),
+                url=media_url(request, job.id, m.index),
                 content_type=m.content_type,
                 size_bytes=m.size_bytes,
                 sha256=m.sha256,
@@ -93,7 +94,7 @@ async def get_jobs(
                 attempts=job.attempts,
                 created_at=job.created_at,
                 finished_at=job.finished_at,
-                status_url=str(request.url_for("get_status", job_id=job.id)),
+                status_url=status_url(request, job.id),
             )
             for job in page.items
         ],

@@ -10,9 +10,8 @@ from starlette.background import BackgroundTask
 from core import jobs
 from core.auth import AUTH_ERRORS, CurrentUser
 from core.storage import MediaNotFound, StorageUnavailable
-from core.web import SessionDep
 from core.web_errors import error_responses
-from gateway.deps import SettingsDep, StorageDep
+from gateway.deps import GatewayDep
 
 router = APIRouter(tags=["media"])
 
@@ -34,14 +33,13 @@ async def get_media(
     job_id: uuid.UUID,
     index: Annotated[int, Path(ge=0, le=99)],
     user: CurrentUser,
-    session: SessionDep,
-    settings: SettingsDep,
-    storage: StorageDep,
+    gateway: GatewayDep,
 ) -> Response:
-    media = await jobs.media_file(session, job_id, user.id, index)
+    async with gateway.db.session() as session:  # released before a long download
+        media = await jobs.media_file(session, job_id, user.id, index)
     if media is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No file {index} for job {job_id}")
-    await session.close()  # release the DB connection before a long download
+    settings, storage = gateway.settings, gateway.storage
     try:
         if settings.gateway_media_redirect:
             url = await storage.presigned_url(media.storage_key, settings.s3_presign_expiry_seconds)
