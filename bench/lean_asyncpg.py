@@ -40,7 +40,7 @@ GET_PET = f"SELECT {PET_COLUMNS} FROM pets WHERE id = $1"
 INSERT_PET = f"INSERT INTO pets ({PET_COLUMNS}) VALUES ($1, $2, $3, $4, $4) RETURNING *"
 INSERT_JOB = (
     "INSERT INTO jobs (id, owner_id, prompt, model, params, status, attempts, created_at,"
-    " updated_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)"
+    " updated_at, enqueued_at) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)"
 )
 OWNER = "SELECT id FROM users WHERE username = $1"
 
@@ -112,6 +112,7 @@ def create_app(dsn: str, broker_url: str | None, owner: str) -> FastAPI:
             v["attempts"],
             v["created_at"],
             v["updated_at"],
+            v["enqueued_at"],
         )
         await state.publisher.publish_generate(str(job_id))
         return accepted(request, job_id)

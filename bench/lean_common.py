@@ -55,7 +55,9 @@ def no_broker() -> HTTPException:
 def job_values(body: GenerateRequest, *, job_id: uuid.UUID, owner_id: uuid.UUID) -> dict[str, Any]:
     """The columns the gateway writes for a new job, minus idempotency_key/request_hash
     (the reference apps take no Idempotency-Key). created_at is taken here, before the
-    INSERT, as the gateway's model default does."""
+    INSERT. enqueued_at is set too: the reference apps publish before they answer, and the
+    gateway running beside them on the same database must not take their jobs for its own
+    unpublished ones (its sweep would publish them all again)."""
     model = body.model or DEFAULT_MODEL
     if model not in ALLOWED_MODELS:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="Unknown model")
@@ -73,6 +75,7 @@ def job_values(body: GenerateRequest, *, job_id: uuid.UUID, owner_id: uuid.UUID)
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
+        "enqueued_at": now,
     }
 
 

@@ -5,6 +5,8 @@ design promises to survive: a worker SIGKILLed mid-job and RabbitMQ unreachable 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -12,7 +14,7 @@ import pytest
 
 from core.db import Database
 from core.users import ensure_user
-from testkit.proxy import toggle_proxy
+from testkit.proxy import ToggleProxy, toggle_proxy
 
 from .conftest import (  # type: ignore[import-not-found]
     Starter,
@@ -31,6 +33,13 @@ async def login(db: Database, base_url: str, username: str = "eve") -> httpx.Cli
     token = http.post("/auth/token", data={"username": username, "password": "password-123"})
     http.headers["Authorization"] = f"Bearer {token.raise_for_status().json()['access_token']}"
     return http
+
+
+@contextmanager
+def broker_behind_a_switch(broker_url: str) -> Iterator[tuple[ToggleProxy, str]]:
+    """A proxy in front of RabbitMQ, and the broker URL that goes through it."""
+    with toggle_proxy("127.0.0.1", 5672) as proxy:
+        yield proxy, broker_url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
 
 
 def check_media(http: httpx.Client, status: dict[str, Any], count: int, ext: str) -> None:
@@ -92,19 +101,41 @@ async def test_worker_killed_mid_job_still_completes_with_one_prediction(
 async def test_broker_down_at_post_time_the_job_still_completes(
     db: Database, broker_url: str, start_gateway: Starter, start_worker: Starter
 ) -> None:
-    with toggle_proxy("127.0.0.1", 5672) as proxy:
-        proxied_url = broker_url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
-        with start_gateway(BROKER_URL=proxied_url) as gw:
-            http = await login(db, gw.base_url)
-            proxy.down()  # RabbitMQ unreachable for the gateway
-            accepted = http.post("/generate", json={"prompt": "a quiet harbour"})
-            assert accepted.status_code == 202
-            job_id = accepted.json()["job_id"]
-            with start_worker():  # the worker reaches RabbitMQ directly
-                wait_until(lambda: "not published" in gw.stderr(), "the relay's first try")
-                assert http.get(f"/status/{job_id}").json()["status"] == "queued"
-                proxy.up()  # the broker is back: the relay's next round publishes the job
-                status = wait_for_status(http, job_id, {"succeeded", "failed"})
+    with (
+        broker_behind_a_switch(broker_url) as (proxy, proxied_url),
+        start_gateway(BROKER_URL=proxied_url) as gw,
+    ):
+        http = await login(db, gw.base_url)
+        proxy.down()  # RabbitMQ unreachable for the gateway
+        accepted = http.post("/generate", json={"prompt": "a quiet harbour"})
+        assert accepted.status_code == 202
+        job_id = accepted.json()["job_id"]
+        with start_worker():  # the worker reaches RabbitMQ directly
+            wait_until(lambda: "not published" in gw.stderr(), "the relay's first try")
+            assert http.get(f"/status/{job_id}").json()["status"] == "queued"
+            proxy.up()  # the broker is back: the relay's next round publishes the job
+            status = wait_for_status(http, job_id, {"succeeded", "failed"})
+    assert status["status"] == "succeeded", status["last_error"]
+
+
+async def test_a_gateway_killed_before_it_published_loses_no_job(
+    db: Database, broker_url: str, start_gateway: Starter, start_worker: Starter
+) -> None:
+    with (
+        broker_behind_a_switch(broker_url) as (proxy, proxied_url),
+        start_gateway(BROKER_URL=proxied_url) as doomed,
+    ):
+        http = await login(db, doomed.base_url)
+        proxy.down()  # its relay cannot publish what it accepts
+        accepted = http.post("/generate", json={"prompt": "an orphaned job"})
+        assert accepted.status_code == 202
+        doomed.kill_group()  # SIGKILL, before RabbitMQ ever saw the job
+    job_id = accepted.json()["job_id"]
+    # Any other gateway's sweep publishes it once the grace time has passed.
+    with start_gateway() as survivor, start_worker():
+        status = wait_for_status(
+            await login(db, survivor.base_url), job_id, {"succeeded", "failed"}
+        )
     assert status["status"] == "succeeded", status["last_error"]
 
 

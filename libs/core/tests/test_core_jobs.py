@@ -155,7 +155,7 @@ async def test_the_outbox_is_claimed_once_across_concurrent_relays(db: Database)
 
     async def relay() -> None:
         async with db.transaction() as session:
-            mine = await jobs.claim_unpublished(session, limit=4)
+            mine = await jobs.claim_unpublished(session, timedelta(0), limit=4)
             await both_hold_locks.wait()  # the other claims while these rows are locked
             await jobs.mark_enqueued(session, mine, "published by a test relay")
             claimed.append(mine)
@@ -165,7 +165,7 @@ async def test_the_outbox_is_claimed_once_across_concurrent_relays(db: Database)
     assert sorted(map(len, claimed)) == [2, 4]
     assert {i for batch in claimed for i in batch} == ids
     async with db.transaction() as session:
-        assert await jobs.claim_unpublished(session, limit=10) == []
+        assert await jobs.claim_unpublished(session, timedelta(0), limit=10) == []
     one = next(iter(ids))
     assert (await events(db, one))[-1] == (
         "enqueued",
@@ -174,6 +174,15 @@ async def test_the_outbox_is_claimed_once_across_concurrent_relays(db: Database)
         None,
         "published by a test relay",
     )
+
+
+async def test_a_fresh_job_is_left_to_its_own_gateway_for_the_grace_time(db: Database) -> None:
+    owner = await new_user(db)
+    job_id = await new_job(db, owner)
+    async with db.transaction() as session:
+        assert await jobs.claim_unpublished(session, timedelta(hours=1), limit=10) == []
+    async with db.transaction() as session:
+        assert await jobs.claim_unpublished(session, timedelta(0), limit=10) == [job_id]
 
 
 async def test_stale_jobs_are_claimed_by_age(db: Database) -> None:
@@ -292,3 +301,22 @@ async def test_touch_writes_at_most_once_a_minute(db: Database) -> None:
     assert touched is not None
     assert unchanged.updated_at == before.updated_at
     assert touched.updated_at > before.updated_at - timedelta(seconds=1)
+
+
+async def test_jobs_stored_together_keep_their_order_and_keys(db: Database) -> None:
+    owner = await new_user(db)
+    request = GenerateRequest.model_validate({"prompt": "a fox"})
+    batch = [
+        jobs.new_job(owner_id=owner, request=request, model=MODEL, idempotency_key=key)
+        for key in ("k", None, "k", None)
+    ]
+    async with db.session() as session:
+        stored = await jobs.insert_many(session, batch)
+        replay = await jobs.replayed(session, batch[2])
+        page = await jobs.list_page(session, owner_id=owner, status=None, limit=10, cursor=None)
+
+    assert stored == [True, True, False, True]  # the second "k" names the first's job
+    assert replay == jobs.Accepted(batch[0].id, JobStatus.queued, created=False)
+    assert [job.id for job in page.items] == [batch[3].id, batch[1].id, batch[0].id]
+    for job in (batch[0], batch[1], batch[3]):
+        assert await events(db, job.id) == [("created", None, "queued", None, None)]

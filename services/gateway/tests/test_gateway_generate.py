@@ -168,12 +168,12 @@ async def test_broker_down_still_accepts_and_the_relay_publishes_later(
         assert job.status == "queued"
         assert job.enqueued_at is None
 
-    # The broker is back: the next relay round publishes the job, exactly once.
+    # The broker is back: the next sweep publishes the job, exactly once.
     publisher = create_publisher(settings)
-    relay = OutboxRelay(db, publisher, settings)
+    relay = OutboxRelay(db, publisher, make_settings(gateway_unpublished_grace_seconds=0))
     try:
-        assert await relay.publish_unpublished() == 1
-        assert await relay.publish_unpublished() == 0
+        assert await relay.sweep_unpublished() == 1
+        assert await relay.sweep_unpublished() == 0
     finally:
         await publisher.close()
     assert [m["args"][0] for m in await published()] == [str(job_id)]

@@ -110,6 +110,10 @@ class Accepted:
     status: JobStatus
     created: bool  # False: an earlier job with the same Idempotency-Key
 
+    @classmethod
+    def of_new(cls, job: NewJob) -> Accepted:
+        return cls(job.id, JobStatus.queued, created=True)
+
 
 def request_hash(request: GenerateRequest, model: str) -> str:
     body = {"prompt": request.prompt, "model": model, "params": request.params.model_dump()}
@@ -122,13 +126,49 @@ def derived_seed(job_id: uuid.UUID) -> int:
     return int.from_bytes(job_id.bytes[:4], "big") & 0x7FFFFFFF
 
 
-_CREATE = _statement(
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """A job about to be stored: its id (so its seed) is chosen before the INSERT."""
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    prompt: str
+    model: str
+    params: dict[str, Any]
+    idempotency_key: str | None
+    request_hash: str
+
+
+def new_job(
+    *, owner_id: uuid.UUID, request: GenerateRequest, model: str, idempotency_key: str | None
+) -> NewJob:
+    job_id = uuid.uuid4()
+    params: dict[str, Any] = request.params.model_dump()
+    if params.get("seed") is None:
+        params["seed"] = derived_seed(job_id)
+    return NewJob(
+        id=job_id,
+        owner_id=owner_id,
+        prompt=request.prompt,
+        model=model,
+        params=params,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash(request, model),
+    )
+
+
+# One statement for any number of new jobs (the gateway batches concurrent requests). Each row
+# takes clock_timestamp(), so jobs stored together still list in the order they came.
+_INSERT = _statement(
     """
     WITH job AS (
         INSERT INTO jobs (id, owner_id, prompt, model, params, status, attempts,
                           idempotency_key, request_hash, created_at, updated_at)
-        VALUES (:id, :owner_id, :prompt, :model, :params, 'queued', 0,
-                :idempotency_key, :request_hash, now(), now())
+        SELECT r.id, r.owner_id, r.prompt, r.model, r.params, 'queued', 0,
+               r.idempotency_key, r.request_hash, clock_timestamp(), clock_timestamp()
+        FROM jsonb_to_recordset(:rows) AS r(
+            id uuid, owner_id uuid, prompt text, model text, params jsonb,
+            idempotency_key text, request_hash text)
         ON CONFLICT ON CONSTRAINT uq_jobs_owner_idempotency_key DO NOTHING
         RETURNING id, created_at
     ), event AS (
@@ -137,15 +177,51 @@ _CREATE = _statement(
     )
     SELECT id FROM job
     """,
-    _ID,
-    _OWNER,
-    bindparam("params", type_=JSONB),
+    bindparam("rows", type_=JSONB),
 )
 _BY_IDEMPOTENCY_KEY = _statement(
     "SELECT id, status, request_hash FROM jobs"
     " WHERE owner_id = :owner_id AND idempotency_key = :idempotency_key",
     _OWNER,
 ).columns(JOBS.c.id, JOBS.c.status, JOBS.c.request_hash)
+
+
+async def insert_many(session: AsyncSession, new_jobs: Sequence[NewJob]) -> list[bool]:
+    """Store queued jobs and their `created` events in one statement; for each, whether it
+    was stored (False: its owner already has a job with its Idempotency-Key).
+
+    A job is not published here: its row is the outbox entry (`enqueued_at` NULL), and the
+    gateway's relay publishes it after the commit (or, if that gateway dies first, any
+    gateway's sweep: `claim_unpublished`), so a 202 never waits on the broker and a crash
+    between the two loses nothing."""
+    rows = [
+        {
+            "id": str(job.id),
+            "owner_id": str(job.owner_id),
+            "prompt": job.prompt,
+            "model": job.model,
+            "params": job.params,
+            "idempotency_key": job.idempotency_key,
+            "request_hash": job.request_hash,
+        }
+        for job in new_jobs
+    ]
+    stored = set((await session.execute(_INSERT, {"rows": rows})).scalars())
+    return [job.id in stored for job in new_jobs]
+
+
+async def replayed(session: AsyncSession, job: NewJob) -> Accepted:
+    """The earlier job that `job`'s Idempotency-Key names (insert_many did not store `job`).
+    Raises IdempotencyConflict if that job had another body."""
+    existing = (
+        await session.execute(
+            _BY_IDEMPOTENCY_KEY,
+            {"owner_id": job.owner_id, "idempotency_key": job.idempotency_key},
+        )
+    ).one()
+    if existing.request_hash != job.request_hash:
+        raise IdempotencyConflict
+    return Accepted(existing.id, existing.status, created=False)
 
 
 async def create(
@@ -156,41 +232,11 @@ async def create(
     model: str,
     idempotency_key: str | None,
 ) -> Accepted:
-    """Store a queued job and its `created` event (one statement), or return the job this
-    caller made with the same key. Raises IdempotencyConflict if that job had another body.
-
-    The job is not published here: its row is the outbox entry (`enqueued_at` NULL), and the
-    relay (`claim_unpublished`) publishes it after the commit, so a 202 never waits on the
-    broker and a crash between the two loses nothing."""
-    job_id = uuid.uuid4()
-    params: dict[str, Any] = request.params.model_dump()
-    if params.get("seed") is None:
-        params["seed"] = derived_seed(job_id)
-    fingerprint = request_hash(request, model)
-    inserted = (
-        await session.execute(
-            _CREATE,
-            {
-                "id": job_id,
-                "owner_id": owner_id,
-                "prompt": request.prompt,
-                "model": model,
-                "params": params,
-                "idempotency_key": idempotency_key,
-                "request_hash": fingerprint,
-            },
-        )
-    ).scalar_one_or_none()
-    if inserted is not None:
-        return Accepted(job_id, JobStatus.queued, created=True)
-    existing = (
-        await session.execute(
-            _BY_IDEMPOTENCY_KEY, {"owner_id": owner_id, "idempotency_key": idempotency_key}
-        )
-    ).one()
-    if existing.request_hash != fingerprint:
-        raise IdempotencyConflict
-    return Accepted(existing.id, existing.status, created=False)
+    """Store one queued job (see insert_many), or return the job this caller made with the
+    same key. Raises IdempotencyConflict if that job had another body."""
+    job = new_job(owner_id=owner_id, request=request, model=model, idempotency_key=idempotency_key)
+    (stored,) = await insert_many(session, [job])
+    return Accepted.of_new(job) if stored else await replayed(session, job)
 
 
 _GET = _statement(
@@ -300,7 +346,9 @@ async def cancel(session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID) 
 
 _CLAIM_UNPUBLISHED = _statement(
     """
-    SELECT id FROM jobs WHERE enqueued_at IS NULL AND status = 'queued'
+    SELECT id FROM jobs
+    WHERE enqueued_at IS NULL AND status = 'queued'
+      AND created_at < now() - make_interval(secs => :grace)
     ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 )
@@ -325,10 +373,13 @@ _MARK_ENQUEUED = _statement(
 )
 
 
-async def claim_unpublished(session: AsyncSession, limit: int) -> list[uuid.UUID]:
-    """Lock (inside the caller's transaction) up to `limit` queued jobs whose message is not
-    confirmed yet, oldest first; rows another relay holds are skipped, never waited for."""
-    rows = await session.execute(_CLAIM_UNPUBLISHED, {"limit": limit})
+async def claim_unpublished(session: AsyncSession, grace: timedelta, limit: int) -> list[uuid.UUID]:
+    """Lock (inside the caller's transaction) up to `limit` queued jobs whose message is still
+    not confirmed `grace` after they were stored, oldest first; rows another relay holds are
+    skipped, never waited for."""
+    rows = await session.execute(
+        _CLAIM_UNPUBLISHED, {"grace": grace.total_seconds(), "limit": limit}
+    )
     return list(rows.scalars())
 
 

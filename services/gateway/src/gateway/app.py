@@ -15,7 +15,7 @@ from core.logging import configure_logging
 from core.messaging import create_publisher
 from core.storage import create_storage
 from core.web import install_common
-from gateway.deps import Gateway
+from gateway.deps import Gateway, job_intake
 from gateway.outbox import OutboxRelay
 from gateway.routes import generate, jobs, media
 from gateway.settings import GatewaySettings
@@ -61,7 +61,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
         app.state.db = db  # what core's shared routes and dependencies read
-        app.state.gateway = Gateway(settings, db, relay, storage)
+        app.state.gateway = Gateway(settings, db, relay, storage, job_intake(db))
         relaying = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
             yield

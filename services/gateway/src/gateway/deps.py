@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from core import jobs
+from core.batching import Batcher
 from core.db import Database
 from core.storage import MediaStorage
 from gateway.outbox import OutboxRelay
@@ -21,6 +24,16 @@ class Gateway:
     db: Database
     relay: OutboxRelay
     storage: MediaStorage
+    # POST /generate's INSERTs: the jobs of concurrent requests go in one statement.
+    intake: Batcher[jobs.NewJob, bool]
+
+
+def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:
+    async def store(new_jobs: Sequence[jobs.NewJob]) -> list[bool]:
+        async with db.session() as session:
+            return await jobs.insert_many(session, new_jobs)
+
+    return Batcher(store)
 
 
 async def _gateway(request: Request) -> Gateway:

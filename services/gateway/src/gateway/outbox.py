@@ -1,30 +1,32 @@
 """The outbox relay: every accepted job reaches RabbitMQ, however the gateway fails.
 
-POST /generate commits the job row with `enqueued_at` NULL (the row is the outbox entry) and
-wakes this relay; it answers 202 without waiting for the broker. The relay then claims the
-unpublished jobs in batches (`FOR UPDATE SKIP LOCKED`, so several gateways never publish one
-job twice at once), publishes them concurrently with publisher confirms, and marks the
-confirmed ones in the same transaction. A gateway killed after the commit leaves its jobs in
-the table for the next relay round of any gateway; a broker outage leaves them there until it
-is back. Every GATEWAY_SWEEP_INTERVAL_SECONDS it also re-sends queued or running jobs nobody has
-touched for GATEWAY_STALE_JOB_SECONDS (a message lost with a broker); the worker skips finished
-jobs and resumes saved predictions, so a duplicate is harmless.
+POST /generate commits the job row with `enqueued_at` NULL (the row is the outbox entry),
+hands the job id to this relay and answers 202 without waiting for the broker. The relay
+publishes the ids it was handed at once, in batches, with publisher confirms, and marks the
+confirmed jobs `enqueued` (by id: no scan of the table on the hot path).
+
+Every GATEWAY_SWEEP_INTERVAL_SECONDS it also sweeps the table for what that fast path cannot
+cover: jobs still unpublished after GATEWAY_UNPUBLISHED_GRACE_SECONDS (their gateway crashed
+after the commit, or RabbitMQ refused them) and queued or running jobs nobody has touched for
+GATEWAY_STALE_JOB_SECONDS (a message lost with a broker). The sweep claims them with
+`FOR UPDATE SKIP LOCKED`, so several gateways never sweep one job at once. A job published
+twice (a sweep racing a slow fast path) is harmless: the worker skips finished jobs and
+resumes saved predictions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core import jobs
 from core.aio import raise_if_cancelling
-from core.amqp import AmqpPublisher, PublishFailed
+from core.amqp import AmqpPublisher
 from core.db import Database
 from core.messaging import generate_message
 from gateway.settings import GatewaySettings
@@ -32,6 +34,9 @@ from gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# Batches in flight at once: the next batch goes out while RabbitMQ still confirms the last
+# (it confirms persistent messages after writing them to disk, in groups).
+IN_FLIGHT = 16
 
 Claim = Callable[[AsyncSession], Awaitable[list[uuid.UUID]]]
 
@@ -41,64 +46,124 @@ class OutboxRelay:
         self._db = db
         self._publisher = publisher
         self._interval = settings.gateway_sweep_interval_seconds
+        self._grace = timedelta(seconds=settings.gateway_unpublished_grace_seconds)
         self._stale_after = timedelta(seconds=settings.gateway_stale_job_seconds)
+        self._accepted: list[uuid.UUID] = []
         self._work = asyncio.Event()
+        self._confirmed: list[uuid.UUID] = []
+        self._marking = asyncio.Event()
+        self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
-    def wake(self) -> None:
+    def accepted(self, job_id: uuid.UUID) -> None:
         """A job was committed: publish it now rather than at the next sweep."""
+        self._accepted.append(job_id)
         self._work.set()
 
-    async def publish_unpublished(self) -> int:
-        """One batch of jobs never confirmed; returns how many were claimed."""
-        return await self._relay(
-            lambda session: jobs.claim_unpublished(session, BATCH), "published by the gateway"
+    def _take_accepted(self) -> list[uuid.UUID]:
+        batch = self._accepted[:BATCH]
+        del self._accepted[:BATCH]
+        return batch
+
+    async def publish_accepted(self) -> int:
+        """Publish one batch of the jobs handed over; returns how many were taken."""
+        batch = self._take_accepted()
+        if batch:
+            await self._publish_batch(batch)
+        return len(batch)
+
+    async def _publish_batch(self, batch: list[uuid.UUID]) -> None:
+        """The confirmed jobs are marked by another task (a batch never waits on the
+        database); those RabbitMQ did not confirm are left to the sweep (after the grace)."""
+        self._confirmed.extend(await self._publish(batch))
+        self._marking.set()
+
+    async def _publish_in_flight(self, batch: list[uuid.UUID]) -> None:
+        try:
+            await self._publish_batch(batch)
+        except Exception as exc:  # a bug, not the broker: the sweep publishes them later
+            log.warning("outbox publish failed: %s: %s", type(exc).__name__, exc)
+        finally:
+            self._in_flight.release()
+
+    async def mark_confirmed(self) -> int:
+        """Record one batch of confirmed jobs as enqueued. Were the gateway to die before,
+        the sweep would publish them again: a duplicate, never a loss."""
+        batch = self._confirmed[:BATCH]
+        del self._confirmed[:BATCH]
+        if batch:
+            async with self._db.session() as session:
+                await jobs.mark_enqueued(session, batch, "published by the gateway")
+        return len(batch)
+
+    async def sweep_unpublished(self) -> int:
+        """Publish one batch of jobs left unpublished past the grace time."""
+        return await self._sweep(
+            lambda session: jobs.claim_unpublished(session, self._grace, BATCH),
+            "published by the gateway's sweep",
         )
 
     async def resend_stale(self) -> int:
         seconds = int(self._stale_after.total_seconds())
-        return await self._relay(
+        return await self._sweep(
             lambda session: jobs.claim_stale(session, self._stale_after, BATCH),
             f"sent again: untouched for {seconds} s",
         )
 
-    async def _relay(self, claim: Claim, detail: str) -> int:
+    async def _sweep(self, claim: Claim, detail: str) -> int:
         async with self._db.transaction() as session:
             claimed = await claim(session)
-            if not claimed:
-                return 0
-            outcomes = await self._publisher.publish_many(
-                [generate_message(str(job_id)) for job_id in claimed]
-            )
-            sent = [job for job, failure in zip(claimed, outcomes, strict=True) if failure is None]
+            sent = await self._publish(claimed) if claimed else []
             if sent:
                 await jobs.mark_enqueued(session, sent, detail)
-        failed = [failure for failure in outcomes if failure is not None]
-        if failed:  # the rest stay in the outbox for the next round
-            log.warning("%d of %d job(s) not published: %s", len(failed), len(claimed), failed[0])
-            raise failed[0]
         return len(claimed)
 
+    async def _publish(self, job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """The ids whose message RabbitMQ confirmed (failures are logged, not raised)."""
+        outcomes = await self._publisher.publish_many(
+            [generate_message(str(job_id)) for job_id in job_ids]
+        )
+        failed = [failure for failure in outcomes if failure is not None]
+        if failed:
+            log.warning("%d of %d job(s) not published: %s", len(failed), len(job_ids), failed[0])
+        return [job for job, failure in zip(job_ids, outcomes, strict=True) if failure is None]
+
     async def run(self) -> None:
-        """Until cancelled: drain the outbox whenever woken (or every interval), and re-send
-        stale jobs every interval. A failure (database or broker away) waits one interval."""
-        next_sweep = 0.0
+        """Until cancelled: publish accepted jobs as they come, and sweep every interval, in
+        two tasks, so that a slow sweep never holds up the jobs being accepted."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._publish_accepted_forever(), name="outbox-publish")
+            group.create_task(self._mark_confirmed_forever(), name="outbox-mark")
+            group.create_task(self._sweep_forever(), name="outbox-sweep")
+
+    async def _publish_accepted_forever(self) -> None:
+        async with asyncio.TaskGroup() as batches:
+            while True:
+                self._work.clear()
+                while self._accepted:
+                    await self._in_flight.acquire()
+                    batches.create_task(self._publish_in_flight(self._take_accepted()))
+                raise_if_cancelling()  # see core.aio: never wait again once asked to stop
+                await self._work.wait()
+
+    async def _mark_confirmed_forever(self) -> None:
+        while True:
+            self._marking.clear()
+            try:
+                while await self.mark_confirmed():
+                    pass
+            except Exception as exc:  # the database away: the sweep sends them again later
+                log.warning("outbox marking failed: %s: %s", type(exc).__name__, exc)
+            raise_if_cancelling()
+            await self._marking.wait()
+
+    async def _sweep_forever(self) -> None:
         while True:
             try:
-                if time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + self._interval
-                    await self.resend_stale()
-                self._work.clear()
-                while await self.publish_unpublished() == BATCH:
+                while await self.sweep_unpublished() == BATCH:
                     pass
-                raise_if_cancelling()  # see core.aio: never wait again once asked to stop
-                # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
-                # that arrives just as the event is set, and the relay would never stop.
-                async with asyncio.timeout(max(0.0, next_sweep - time.monotonic())):
-                    await self._work.wait()
-            except TimeoutError:
-                continue
-            except PublishFailed:  # logged above; the broker may take a while to come back
-                await asyncio.sleep(self._interval)
-            except Exception as exc:  # the database away, most likely
-                log.warning("outbox round failed: %s: %s", type(exc).__name__, exc)
-                await asyncio.sleep(self._interval)
+                while await self.resend_stale() == BATCH:
+                    pass
+            except Exception as exc:  # the database away, most likely: try again next interval
+                log.warning("outbox sweep failed: %s: %s", type(exc).__name__, exc)
+            raise_if_cancelling()
+            await asyncio.sleep(self._interval)

@@ -15,10 +15,12 @@ class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
     gateway_default_model: str = "black-forest-labs/flux-schnell"
     # Models callers may ask for (comma-separated); all take flux-schnell-style params.
     gateway_allowed_models: str = "black-forest-labs/flux-schnell"
-    # The outbox relay publishes accepted jobs at once; every interval it also looks for jobs
-    # left unpublished (a broker outage, another gateway's crash) and re-sends queued or running
-    # jobs nobody has touched for the stale time (a message lost with a broker).
+    # The outbox relay publishes accepted jobs at once; every interval it also sweeps for jobs
+    # still unpublished after the grace time (a broker outage, a gateway's crash) and re-sends
+    # queued or running jobs nobody has touched for the stale time (a message lost with a
+    # broker).
     gateway_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    gateway_unpublished_grace_seconds: float = Field(default=5.0, ge=0)
     gateway_stale_job_seconds: float = Field(default=900.0, gt=0)
     # GET /media: redirect to a presigned S3 URL instead of streaming through the gateway.
     gateway_media_redirect: bool = False

@@ -49,15 +49,13 @@ async def generate(
     if model not in settings.allowed_models:
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
+    job = jobs.new_job(owner_id=user.id, request=body, model=model, idempotency_key=idempotency_key)
     try:
-        async with gateway.db.session() as session:
-            accepted = await jobs.create(
-                session,
-                owner_id=user.id,
-                request=body,
-                model=model,
-                idempotency_key=idempotency_key,
-            )
+        if await gateway.intake.submit(job):
+            accepted = jobs.Accepted.of_new(job)
+        else:  # the Idempotency-Key names an earlier job
+            async with gateway.db.session() as session:
+                accepted = await jobs.replayed(session, job)
     except jobs.IdempotencyConflict:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -67,7 +65,7 @@ async def generate(
     url = status_url(request, accepted.job_id)
     headers = {"Location": url}
     if accepted.created:
-        gateway.relay.wake()
+        gateway.relay.accepted(accepted.job_id)
     else:
         headers["Idempotent-Replayed"] = "true"
     body_out = GenerateAccepted(job_id=accepted.job_id, status=accepted.status, status_url=url)
