@@ -64,13 +64,6 @@ class OutboxRelay:
         del self._accepted[:BATCH]
         return batch
 
-    async def publish_accepted(self) -> int:
-        """Publish one batch of the jobs handed over; returns how many were taken."""
-        batch = self._take_accepted()
-        if batch:
-            await self._publish_batch(batch)
-        return len(batch)
-
     async def _publish_batch(self, batch: list[uuid.UUID]) -> None:
         """The confirmed jobs are marked by another task (a batch never waits on the
         database); those RabbitMQ did not confirm are left to the sweep (after the grace)."""

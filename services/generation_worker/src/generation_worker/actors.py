@@ -20,10 +20,6 @@ from core.messaging import (
 from generation_worker.resources import WorkerResources
 from generation_worker.steps import Done, Poll, RetryLater, advance
 
-# Dramatiq runs the lowest number first among the messages a worker holds: a poll of a
-# running prediction goes before a new job (polls also have a queue of their own).
-POLL_PRIORITY, GENERATE_PRIORITY = 0, 10
-
 
 def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) -> None:
     settings = resources.settings
@@ -35,7 +31,6 @@ def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) ->
     @dramatiq.actor(
         actor_name=GENERATE_ACTOR,
         queue_name=GENERATION_QUEUE,
-        priority=GENERATE_PRIORITY,
         broker=broker,
         max_retries=max_retries,
     )
@@ -45,7 +40,6 @@ def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) ->
     @dramatiq.actor(
         actor_name=POLL_ACTOR,
         queue_name=POLL_QUEUE,
-        priority=POLL_PRIORITY,
         broker=broker,
         max_retries=max_retries,
     )

@@ -11,6 +11,7 @@ from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
 from core.logging import configure_logging
 from core.web import install_common
+from pet_api.batches import pet_batches
 from pet_api.first_user import ensure_first_user
 from pet_api.routes import router as pets_router
 from pet_api.settings import PetApiSettings
@@ -49,6 +50,7 @@ def create_app(settings: PetApiSettings | None = None, *, json_logs: bool = True
         # The asyncpg pool belongs to this (the serving) event loop.
         db = create_database(settings, application_name=SERVICE)
         app.state.db = db
+        app.state.batches = pet_batches(db)
         try:
             await ensure_first_user(db=db, settings=settings)
             yield

@@ -1,4 +1,4 @@
-"""Request dependencies: settings and the read-access policy."""
+"""Request dependencies: settings, the coalesced reads and creates, the read-access policy."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from core.auth import Caller, OptionalUser, unauthorized
 from core.web import settings_of
+from pet_api.batches import PetBatches
 from pet_api.settings import PetApiSettings
 
 
@@ -16,6 +17,14 @@ async def _settings(request: Request) -> PetApiSettings:
 
 
 SettingsDep = Annotated[PetApiSettings, Depends(_settings)]
+
+
+async def _batches(request: Request) -> PetBatches:
+    batches: PetBatches = request.app.state.batches
+    return batches
+
+
+PetBatchesDep = Annotated[PetBatches, Depends(_batches)]
 
 
 async def read_access(settings: SettingsDep, user: OptionalUser) -> Caller | None:

@@ -6,9 +6,11 @@ Each returns the row as the API shows it (PetPublic), or None when there is no s
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Pet
@@ -20,17 +22,19 @@ COLUMNS = (PETS.c.id, PETS.c.name, PETS.c.pet_type, PETS.c.created_at, PETS.c.up
 LIKE_ESCAPE = "\\"
 
 _GET = select(*COLUMNS).where(PETS.c.id == bindparam("id"))
-_CREATE = (
-    insert(PETS)
-    .values(
-        id=bindparam("id"),
-        name=bindparam("name"),
-        pet_type=bindparam("pet_type"),
-        created_at=func.now(),
-        updated_at=func.now(),
-    )
-    .returning(*COLUMNS)
-)
+# The batched forms (pet_api.batches): many ids, or many new pets, in one statement. Each new
+# pet gets its own clock_timestamp(), in the order sent, so pages list them in that order.
+_GET_MANY = select(*COLUMNS).where(PETS.c.id == any_(bindparam("ids", type_=ARRAY(PETS.c.id.type))))
+_CREATE_MANY = text(
+    """
+    INSERT INTO pets (id, name, pet_type, created_at, updated_at)
+    SELECT r.id, r.name, r.pet_type, clock_timestamp(), clock_timestamp()
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:names AS text[]), CAST(:types AS text[]))
+        WITH ORDINALITY AS r(id, name, pet_type, n)
+    ORDER BY r.n
+    RETURNING id, name, pet_type, created_at, updated_at
+    """
+).columns(*COLUMNS)
 _DELETE = delete(PETS).where(PETS.c.id == bindparam("id")).returning(PETS.c.id)
 
 
@@ -63,14 +67,28 @@ def escape_like(text: str) -> str:
     )
 
 
-async def create_pet(session: AsyncSession, data: PetCreate) -> PetPublic:
-    params = {"id": uuid.uuid4(), "name": data.name, "pet_type": data.pet_type.value}
-    return _pet((await session.execute(_CREATE, params)).one())
-
-
 async def get_pet(session: AsyncSession, pet_id: uuid.UUID) -> PetPublic | None:
     row = (await session.execute(_GET, {"id": pet_id})).first()
     return None if row is None else _pet(row)
+
+
+async def get_many(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[PetPublic | None]:
+    """The pets with these ids, in the same order (None where there is no such pet)."""
+    rows = (await session.execute(_GET_MANY, {"ids": list(set(ids))})).all()
+    found = {row.id: row for row in rows}
+    return [None if (row := found.get(pet_id)) is None else _pet(row) for pet_id in ids]
+
+
+async def create_many(session: AsyncSession, new_pets: Sequence[PetCreate]) -> list[PetPublic]:
+    """New pets, in one INSERT; returned in the order given."""
+    ids = [uuid.uuid4() for _ in new_pets]
+    params = {
+        "ids": ids,
+        "names": [pet.name for pet in new_pets],
+        "types": [pet.pet_type.value for pet in new_pets],
+    }
+    rows = {row.id: row for row in (await session.execute(_CREATE_MANY, params)).all()}
+    return [_pet(rows[pet_id]) for pet_id in ids]
 
 
 async def list_pets(

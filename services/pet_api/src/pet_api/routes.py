@@ -22,7 +22,7 @@ from core.schemas.text import SEARCH_TERM
 from core.web import SessionDep, model_response
 from core.web_errors import error_responses, invalid
 from pet_api import pets
-from pet_api.deps import ReadAccess
+from pet_api.deps import PetBatchesDep, ReadAccess
 
 router = APIRouter(prefix="/pets", tags=["pets"])
 
@@ -67,8 +67,8 @@ def _not_found(pet_id: uuid.UUID) -> HTTPException:
     summary="Add a pet",
     responses=error_responses(WRITE_ERRORS),
 )
-async def create_pet(data: PetCreate, session: SessionDep, user: CurrentUser) -> Response:
-    pet = await pets.create_pet(session, data)
+async def create_pet(data: PetCreate, batches: PetBatchesDep, user: CurrentUser) -> Response:
+    pet = await batches.create(data)
     location = router.url_path_for("get_pet", pet_id=str(pet.id))
     return model_response(pet, status.HTTP_201_CREATED, headers={"Location": location})
 
@@ -102,8 +102,8 @@ async def list_pets(
     summary="Get one pet",
     responses=error_responses(READ_ERRORS, NO_PET),
 )
-async def get_pet(pet_id: uuid.UUID, session: SessionDep, user: ReadAccess) -> Response:
-    pet = await pets.get_pet(session, pet_id)
+async def get_pet(pet_id: uuid.UUID, batches: PetBatchesDep, user: ReadAccess) -> Response:
+    pet = await batches.get(pet_id)
     if pet is None:
         raise _not_found(pet_id)
     return model_response(pet)
