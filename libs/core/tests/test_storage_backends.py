@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -355,6 +357,16 @@ def test_storage_settings_from_env_selects_s3(monkeypatch: pytest.MonkeyPatch) -
     storage = create_storage(s)
     assert isinstance(storage, S3MediaStorage)
     assert (storage.endpoint, storage.bucket) == ("minio:9000", "pictures")
+
+
+def test_importing_the_storage_package_loads_no_backend() -> None:
+    # The backends import the settings (and so the package); the package must not import them.
+    code = (
+        "import sys, core.storage\n"
+        "loaded = {'core.storage.s3', 'core.storage.local'} & set(sys.modules)\n"
+        "assert not loaded, loaded"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("endpoint", ["http://minio:9000", "minio:9000/path"])

@@ -12,7 +12,8 @@ from core.storage.base import (
     media_key,
     validate_key,
 )
-from core.storage.settings import StorageSettings, create_storage
+from core.storage.factory import create_storage
+from core.storage.settings import StorageSettings
 
 __all__ = [
     "ByteStream",

@@ -1,4 +1,4 @@
-"""Storage settings (STORAGE_* and S3_* env vars) and the backend factory."""
+"""Storage settings (STORAGE_* and S3_* env vars); the backend factory is in `factory`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from core.settings import BaseServiceSettings
-from core.storage.base import MAX_PRESIGN_SECONDS, MediaStorage
+from core.storage.base import MAX_PRESIGN_SECONDS
 
 
 class StorageSettings(BaseServiceSettings):
@@ -32,14 +32,3 @@ class StorageSettings(BaseServiceSettings):
         if "://" in value or "/" in value:
             raise ValueError("S3_ENDPOINT is host:port without scheme or path (see S3_SECURE)")
         return value
-
-
-def create_storage(settings: StorageSettings) -> MediaStorage:
-    """The configured backend. Nothing connects until the first call on the running loop."""
-    if settings.storage_backend == "s3":
-        from core.storage.s3 import S3MediaStorage
-
-        return S3MediaStorage.from_settings(settings)
-    from core.storage.local import LocalMediaStorage
-
-    return LocalMediaStorage(settings.storage_local_root)
