@@ -1,6 +1,6 @@
 """Replicate's prediction API: async client, prediction model and error taxonomy."""
 
-from core.replicate.client import ReplicateClient, ensure_succeeded, parse_retry_after
+from core.replicate.client import ReplicateClient, parse_retry_after
 from core.replicate.errors import (
     CreateOutcomeUnknown,
     DownloadTooLarge,
@@ -32,6 +32,5 @@ __all__ = [
     "ReplicateError",
     "ReplicateSettings",
     "TransientError",
-    "ensure_succeeded",
     "parse_retry_after",
 ]

@@ -7,7 +7,6 @@ what each error means to a caller, in particular `CreateOutcomeUnknown` on creat
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,7 +14,6 @@ from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 
-import anyio
 import httpx
 from pydantic import SecretStr, ValidationError
 
@@ -23,7 +21,6 @@ from core.replicate.errors import (
     CreateOutcomeUnknown,
     DownloadTooLarge,
     PermanentError,
-    PredictionFailed,
     ReplicateError,
     TransientError,
 )
@@ -214,17 +211,6 @@ class ReplicateClient:
         path = f"/v1/predictions/{_safe_id(prediction_id)}/cancel"
         return self._prediction(await self._request("POST", path))
 
-    async def wait(
-        self, prediction_id: str, *, poll_interval: float = 0.5, max_seconds: float | None = None
-    ) -> Prediction:
-        """Poll until terminal (or `max_seconds`, returning the last state seen)."""
-        deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        while True:
-            prediction = await self.get_prediction(prediction_id)
-            if prediction.is_terminal or (deadline is not None and time.monotonic() >= deadline):
-                return prediction
-            await anyio.sleep(poll_interval)
-
     async def list_predictions(
         self,
         *,
@@ -345,13 +331,6 @@ class ReplicateClient:
         except ValidationError as exc:
             # A 2xx we cannot read (proxy page, truncated body): treat as a server hiccup.
             raise TransientError(f"unexpected prediction body from Replicate: {exc}") from exc
-
-
-def ensure_succeeded(prediction: Prediction) -> Prediction:
-    """Return a succeeded prediction; raise `PredictionFailed` for failed/canceled/aborted."""
-    if prediction.status in ("failed", "canceled", "aborted"):
-        raise PredictionFailed(prediction)
-    return prediction
 
 
 def _iso(moment: datetime) -> str:
