@@ -16,6 +16,7 @@ from core.db import Database
 from core.models import Job, JobEvent, JobMedia
 from generation_worker.resources import WorkerContext
 from generation_worker.steps import Done, Poll, RetryLater, advance
+from testkit.storage import read_all
 
 from .conftest import MockControl, create_job, drive  # type: ignore[import-not-found]
 
@@ -46,8 +47,7 @@ async def assert_succeeded_with_stored_media(
     assert job.started_at is not None
     assert [m.index for m in media] == list(range(count))
     for row in media:
-        stream = await ctx.storage.open_stream(row.storage_key)
-        data = await stream.read()
+        data = await read_all(await ctx.storage.open_stream(row.storage_key))
         assert hashlib.sha256(data).hexdigest() == row.sha256
         assert len(data) == row.size_bytes
         assert row.storage_key == f"generations/{job_id}/{row.index}.png"

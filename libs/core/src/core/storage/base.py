@@ -97,10 +97,6 @@ class ByteStream(AsyncIterator[bytes]):
         self._map_error = map_error
         self._closed = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __aiter__(self) -> ByteStream:
         return self
 
@@ -146,11 +142,6 @@ class MediaStream(NamedTuple):
     content_type: str
     size: int
 
-    async def read(self) -> bytes:
-        """Read the whole object into memory and release the stream."""
-        async with self.chunks as chunks:
-            return b"".join([chunk async for chunk in chunks])
-
     async def aclose(self) -> None:
         await self.chunks.aclose()
 
@@ -173,16 +164,6 @@ class MediaStorage(Protocol):
 
     async def open_stream(self, key: str) -> MediaStream:
         """Open the object for streaming; raises MediaNotFound. Close the stream when done."""
-        ...
-
-    async def stat(self, key: str) -> StoredObject:
-        """Size, sha256 and content type of a stored object; raises MediaNotFound."""
-        ...
-
-    async def exists(self, key: str) -> bool: ...
-
-    async def delete(self, key: str) -> None:
-        """Remove the object; deleting a missing key is not an error."""
         ...
 
     async def presigned_url(self, key: str, expires_seconds: int) -> str | None:

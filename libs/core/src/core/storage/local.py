@@ -98,23 +98,6 @@ class LocalMediaStorage:
 
         return MediaStream(ByteStream(read_chunk, f.aclose), content_type, size)
 
-    async def stat(self, key: str) -> StoredObject:
-        path = self._path(key)
-        return await anyio.to_thread.run_sync(self._stat_sync, key, path)
-
-    def _stat_sync(self, key: str, path: Path) -> StoredObject:
-        try:
-            size = path.stat().st_size
-            if not path.is_file():
-                raise MediaNotFound(key)
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise MediaNotFound(key) from exc
-        meta = self._read_meta(path)
-        sha256 = meta.get("sha256")
-        if not sha256:
-            sha256 = _sha256_file(path)
-        return StoredObject(key, size, sha256, meta.get("content_type") or _guess_type(path))
-
     def _read_meta(self, path: Path) -> dict[str, str]:
         try:
             raw: Any = json.loads(self._meta_path(path).read_bytes())
@@ -123,24 +106,6 @@ class LocalMediaStorage:
         if not isinstance(raw, dict):
             return {}
         return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
-
-    async def exists(self, key: str) -> bool:
-        return await anyio.Path(self._path(key)).is_file()
-
-    async def delete(self, key: str) -> None:
-        await anyio.to_thread.run_sync(self._delete_sync, self._path(key))
-
-    def _delete_sync(self, path: Path) -> None:
-        path.unlink(missing_ok=True)
-        self._meta_path(path).unlink(missing_ok=True)
-        # Prune now-empty directories (e.g. generations/<job_id>/) up to, not including, root.
-        parent = path.parent
-        while parent != self.root and self.root in parent.parents:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
 
     async def presigned_url(self, key: str, expires_seconds: int) -> str | None:
         validate_key(key)
@@ -185,14 +150,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _guess_type(path: Path) -> str:

@@ -9,12 +9,11 @@ missing keys MediaNotFound, anything else StorageError.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 from aiohttp_retry import ExponentialRetry, RetryClient
@@ -221,30 +220,6 @@ class S3MediaStorage:
             return translate_error(exc, key)
 
         return MediaStream(ByteStream(read_chunk, release, map_error), content_type, size)
-
-    async def stat(self, key: str) -> StoredObject:
-        validate_key(key)
-        info: Any = await self._call(lambda c: c.stat_object(self.bucket, key), key)
-        headers = info.metadata or {}
-        sha256 = headers.get(f"x-amz-meta-{SHA256_META}") or ""
-        return StoredObject(
-            key=key,
-            size=int(info.size or 0),
-            sha256=sha256,
-            content_type=info.content_type or DEFAULT_CONTENT_TYPE,
-        )
-
-    async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except MediaNotFound:
-            return False
-        return True
-
-    async def delete(self, key: str) -> None:
-        validate_key(key)
-        with contextlib.suppress(MediaNotFound):  # deleting a missing key is not an error
-            await self._call(lambda c: c.remove_object(self.bucket, key), key)
 
     async def presigned_url(self, key: str, expires_seconds: int) -> str | None:
         validate_key(key)
