@@ -28,15 +28,23 @@ async def new_user(db: Database, name: str = "alice") -> uuid.UUID:
         return user.id
 
 
+async def create(
+    db: Database, owner: uuid.UUID, request: GenerateRequest, idempotency_key: str | None = None
+) -> jobs.Accepted:
+    """What the gateway does for one POST /generate, without its batching."""
+    job = jobs.new_job(
+        owner_id=owner, request=request, model=MODEL, idempotency_key=idempotency_key
+    )
+    async with db.session() as session:
+        (stored,) = await jobs.insert_many(session, [job])
+        return jobs.Accepted.of_new(job) if stored else await jobs.replayed(session, job)
+
+
 async def new_job(
     db: Database, owner: uuid.UUID, prompt: str = "a fox", **params: Any
 ) -> uuid.UUID:
     request = GenerateRequest.model_validate({"prompt": prompt, "params": params})
-    async with db.session() as session:
-        accepted = await jobs.create(
-            session, owner_id=owner, request=request, model=MODEL, idempotency_key=None
-        )
-    return accepted.job_id
+    return (await create(db, owner, request)).job_id
 
 
 async def events(db: Database, job_id: uuid.UUID) -> list[tuple[Any, ...]]:
@@ -70,15 +78,9 @@ async def test_create_is_idempotent_per_caller_and_key(db: Database) -> None:
     alice, bob = await new_user(db, "alice"), await new_user(db, "bob")
     request = GenerateRequest.model_validate({"prompt": "a fox"})
 
-    async def create(owner: uuid.UUID, body: GenerateRequest = request) -> jobs.Accepted:
-        async with db.session() as session:
-            return await jobs.create(
-                session, owner_id=owner, request=body, model=MODEL, idempotency_key="k-1"
-            )
-
-    first = await create(alice)
-    again = await create(alice)
-    theirs = await create(bob)
+    first = await create(db, alice, request, "k-1")
+    again = await create(db, alice, request, "k-1")
+    theirs = await create(db, bob, request, "k-1")
 
     assert first.created
     assert not again.created
@@ -86,7 +88,7 @@ async def test_create_is_idempotent_per_caller_and_key(db: Database) -> None:
     assert theirs.created
     assert theirs.job_id != first.job_id
     with pytest.raises(jobs.IdempotencyConflict):
-        await create(alice, GenerateRequest.model_validate({"prompt": "a wolf"}))
+        await create(db, alice, GenerateRequest.model_validate({"prompt": "a wolf"}), "k-1")
 
 
 async def test_get_returns_a_job_with_its_media_to_its_owner_only(db: Database) -> None:

@@ -224,21 +224,6 @@ async def replayed(session: AsyncSession, job: NewJob) -> Accepted:
     return Accepted(existing.id, existing.status, created=False)
 
 
-async def create(
-    session: AsyncSession,
-    *,
-    owner_id: uuid.UUID,
-    request: GenerateRequest,
-    model: str,
-    idempotency_key: str | None,
-) -> Accepted:
-    """Store one queued job (see insert_many), or return the job this caller made with the
-    same key. Raises IdempotencyConflict if that job had another body."""
-    job = new_job(owner_id=owner_id, request=request, model=model, idempotency_key=idempotency_key)
-    (stored,) = await insert_many(session, [job])
-    return Accepted.of_new(job) if stored else await replayed(session, job)
-
-
 _GET = _statement(
     f"""
     SELECT {_JOB_COLUMNS}, coalesce(
