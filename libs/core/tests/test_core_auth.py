@@ -14,7 +14,7 @@ import core.passwords
 from core.auth import VerifiedTokens, create_access_token
 from core.db import Database
 from core.models import User
-from core.passwords import hash_password, hash_password_sync, verify_password
+from core.passwords import hash_password, verify_password
 from core.settings import AuthSettings
 from core.users import USERNAME_MAX, authenticate, ensure_user, get_user_by_username
 
@@ -40,7 +40,7 @@ async def test_hash_verify_round_trip() -> None:
 
 
 async def test_hashes_are_salted() -> None:
-    assert hash_password_sync("same-password") != hash_password_sync("same-password")
+    assert await hash_password("same-password") != await hash_password("same-password")
 
 
 async def test_corrupt_hash_is_false_not_an_error() -> None:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from core.db import Database
 from core.models import User
-from core.passwords import hash_password_sync
+from core.passwords import hash_password
 from pet_api.app import create_app
 from pet_api.settings import PetApiSettings
 
@@ -76,8 +76,8 @@ class Account:
 
 
 @pytest.fixture(scope="session")
-def password_hash() -> str:
-    return hash_password_sync(PASSWORD)  # once: Argon2 is deliberately slow
+async def password_hash() -> str:
+    return await hash_password(PASSWORD)  # once: Argon2 is deliberately slow
 
 
 @pytest.fixture
