@@ -38,7 +38,7 @@ def make_settings(database_url: str, **overrides: Any) -> PetApiSettings:
 @asynccontextmanager
 async def serve(settings: PetApiSettings) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan running, behind an in-process HTTP client."""
-    app = create_app(settings, json_logs=False)
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

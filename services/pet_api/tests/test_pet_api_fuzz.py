@@ -24,7 +24,7 @@ from testkit.processes import free_port
 SECRET = "pet-api-fuzz-secret-0123456789abcdef"
 USER, PASSWORD = "fuzzer", "fuzzer-password-123"
 
-schema = schema_of(create_app(PetApiSettings(jwt_secret=SECRET), json_logs=False).openapi())
+schema = schema_of(create_app(PetApiSettings(jwt_secret=SECRET)).openapi())
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uvicorn
 
-from core.logging import load_settings
-from pet_api.app import create_app
+from core.logging import configure_logging, load_settings
+from pet_api.app import SERVICE, create_app
 from pet_api.settings import PetApiSettings
 
 
 def main() -> None:
-    settings = load_settings("pet_api", PetApiSettings)
+    settings = load_settings(SERVICE, PetApiSettings)
+    configure_logging(SERVICE, settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.pet_api_host,

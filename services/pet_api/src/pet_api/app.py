@@ -1,4 +1,5 @@
-"""The pet API's FastAPI app: `uvicorn --factory pet_api.app:create_app` or `python -m pet_api`."""
+"""The pet API's FastAPI app. `python -m pet_api` serves it with JSON logs; `uvicorn --factory
+pet_api.app:create_app` works too, with uvicorn's own logging."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from fastapi import FastAPI
 
 from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
-from core.logging import configure_logging
 from core.web import install_common
 from pet_api.batches import pet_batches
 from pet_api.first_user import ensure_first_user
@@ -38,11 +38,8 @@ TAGS = [
 ]
 
 
-def create_app(settings: PetApiSettings | None = None, *, json_logs: bool = True) -> FastAPI:
-    """Build the app. Tests pass settings and json_logs=False (pytest owns logging there)."""
+def create_app(settings: PetApiSettings | None = None) -> FastAPI:
     settings = settings or PetApiSettings()
-    if json_logs:
-        configure_logging(SERVICE, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
