@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 
 from core.settings import BaseServiceSettings
-from core.webhooks import WebhookVerificationError, decode_secret
+from core.webhooks import MalformedSecret, decode_secret
 
 
 class MockSettings(BaseServiceSettings):
@@ -51,7 +51,7 @@ class MockSettings(BaseServiceSettings):
         if value is not None:
             try:
                 decode_secret(value.get_secret_value())
-            except WebhookVerificationError as exc:
+            except MalformedSecret as exc:
                 raise ValueError(f"not a webhook secret: {exc}") from None
         return value
 
