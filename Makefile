@@ -11,8 +11,10 @@ help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
 	@for s in $(SERVICES); do printf "  %-24s %s\n" "test-$$s" "tests of services/$$s"; done
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) no .pyc is
+# ever cached, and every process start would compile its imports from source again (~1 s).
 install: ## create .venv from uv.lock (all workspace packages and dev tools)
-	$(UV) sync --frozen --all-packages
+	$(UV) sync --frozen --all-packages --compile-bytecode
 
 up: ## build the image and start every container (needs Docker)
 	docker compose up --build -d

@@ -63,9 +63,10 @@ FROM jobs WHERE finished_at IS NOT NULL
 """
 RATE_NOTE = (
     "Issue target: gateway POST /generate >= 20 % of bare POST. The reference apps insert the "
-    "job row and publish the same Dramatiq message with publisher confirms; they take no "
-    "bearer token and write no job_events rows and no enqueued_at marker (the gateway does: "
-    "one more statement in the first transaction and a second transaction after the confirm)."
+    "job row (already marked enqueued, so the gateway's sweep leaves it alone) and publish the "
+    "same Dramatiq message with publisher confirms before answering; they take no bearer token "
+    "and write no job_events row. The gateway commits the job and its event (concurrent "
+    "requests in one INSERT) and answers; its relay publishes after the commit."
 )
 LAG_NOTE = (
     "Issue target: the message on RabbitMQ within 100 ms (p99) of the commit at half the "

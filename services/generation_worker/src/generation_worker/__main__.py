@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 
 from dramatiq import Worker
@@ -25,10 +26,16 @@ log = logging.getLogger("generation_worker")
 # Milliseconds to let in-flight steps finish on shutdown; each is short (one HTTP call or one
 # download), and anything unfinished is redelivered by RabbitMQ anyway.
 SHUTDOWN_TIMEOUT_MS = 20_000
+# All the real work runs on one event loop thread, next to Dramatiq's worker and consumer
+# threads. Each time the loop releases the GIL (every select) it may wait up to the switch
+# interval to get it back; at CPython's default 5 ms that wait was the bottleneck under load
+# (1,000 jobs: 19.6 s at 5 ms, 16.5 s at 0.5 ms, same run).
+GIL_SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def main() -> None:
     settings = load_settings("generation_worker", WorkerSettings)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     configure_logging("generation_worker", settings.log_level)
     publisher = create_publisher(settings)
     broker = AsyncPublishingBroker(settings, publisher, run_on_worker_loop)
