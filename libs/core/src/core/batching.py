@@ -12,6 +12,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db import Database
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -55,6 +59,18 @@ class Batcher(Generic[T, R]):
             return
         for (_, future), result in zip(batch, results, strict=True):
             _settle(future, result=result)
+
+
+def statement_batcher(
+    db: Database, run: Callable[[AsyncSession, Sequence[T]], Awaitable[Sequence[R]]]
+) -> Batcher[T, R]:
+    """A Batcher whose every batch is `run(session, items)` in one autocommit session of `db`."""
+
+    async def in_session(items: Sequence[T]) -> Sequence[R]:
+        async with db.session() as session:
+            return await run(session, items)
+
+    return Batcher(in_session)
 
 
 def _settle(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from core import jobs
-from core.batching import Batcher
+from core.batching import Batcher, statement_batcher
 from core.db import Database
 from core.storage import MediaStorage
 from gateway.outbox import OutboxRelay
@@ -29,11 +28,7 @@ class Gateway:
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:
-    async def store(new_jobs: Sequence[jobs.NewJob]) -> list[bool]:
-        async with db.session() as session:
-            return await jobs.insert_many(session, new_jobs)
-
-    return Batcher(store)
+    return statement_batcher(db, jobs.insert_many)
 
 
 async def _gateway(request: Request) -> Gateway:

@@ -59,11 +59,6 @@ class OutboxRelay:
         self._accepted.append(job_id)
         self._work.set()
 
-    def _take_accepted(self) -> list[uuid.UUID]:
-        batch = self._accepted[:BATCH]
-        del self._accepted[:BATCH]
-        return batch
-
     async def _publish_batch(self, batch: list[uuid.UUID]) -> None:
         """The confirmed jobs are marked by another task (a batch never waits on the
         database); those RabbitMQ did not confirm are left to the sweep (after the grace)."""
@@ -81,8 +76,7 @@ class OutboxRelay:
     async def mark_confirmed(self) -> int:
         """Record one batch of confirmed jobs as enqueued. Were the gateway to die before,
         the sweep would publish them again: a duplicate, never a loss."""
-        batch = self._confirmed[:BATCH]
-        del self._confirmed[:BATCH]
+        batch = _take_batch(self._confirmed)
         if batch:
             async with self._db.session() as session:
                 await jobs.mark_enqueued(session, batch, "published by the gateway")
@@ -134,7 +128,7 @@ class OutboxRelay:
                 self._work.clear()
                 while self._accepted:
                     await self._in_flight.acquire()
-                    batches.create_task(self._publish_in_flight(self._take_accepted()))
+                    batches.create_task(self._publish_in_flight(_take_batch(self._accepted)))
                 raise_if_cancelling()  # see core.aio: never wait again once asked to stop
                 await self._work.wait()
 
@@ -160,3 +154,10 @@ class OutboxRelay:
                 log.warning("outbox sweep failed: %s: %s", type(exc).__name__, exc)
             raise_if_cancelling()
             await asyncio.sleep(self._interval)
+
+
+def _take_batch(pending: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Remove and return the first BATCH ids of `pending`."""
+    batch = pending[:BATCH]
+    del pending[:BATCH]
+    return batch

@@ -11,10 +11,9 @@ caused it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.batching import Batcher
+from core.batching import Batcher, statement_batcher
 from core.db import Database
 from core.schemas.pets import PetCreate, PetPublic
 from pet_api import pets
@@ -33,12 +32,7 @@ class PetBatches:
 
 
 def pet_batches(db: Database) -> PetBatches:
-    async def read(ids: Sequence[uuid.UUID]) -> list[PetPublic | None]:
-        async with db.session() as session:
-            return await pets.get_many(session, ids)
-
-    async def create(new_pets: Sequence[PetCreate]) -> list[PetPublic]:
-        async with db.session() as session:
-            return await pets.create_many(session, new_pets)
-
-    return PetBatches(reads=Batcher(read), creates=Batcher(create))
+    return PetBatches(
+        reads=statement_batcher(db, pets.get_many),
+        creates=statement_batcher(db, pets.create_many),
+    )
