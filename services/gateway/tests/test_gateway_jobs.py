@@ -123,6 +123,7 @@ async def test_media_is_streamed_to_its_owner(
         "content_type": "image/png",
         "size_bytes": len(image),
         "sha256": hashlib.sha256(image).hexdigest(),
+        "expired": False,
     }
     response = await client.get(f"/media/{job_id}/0", headers=alice)
     assert response.status_code == 200

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.models import Job, JobMedia
 from core.pagination import Page, keyset_page
-from core.schemas.generation import GenerateRequest, JobStatus
+from core.schemas.generation import CancelReason, GenerateRequest, JobStatus, Priority
 
 JOBS: Table = Job.__table__  # type: ignore[attr-defined]
 MEDIA: Table = JobMedia.__table__  # type: ignore[attr-defined]
@@ -59,6 +59,15 @@ class JobRow:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    priority: Priority
+    deadline_at: datetime | None
+    cancel_reason: CancelReason | None
+    webhook: str | None
+    webhook_events_filter: list[str] | None
+    logs: str | None
+    progress: float | None
+    retries: int
+    retired_prediction_ids: list[str]
 
     @property
     def prediction_input(self) -> dict[str, Any]:
@@ -74,6 +83,7 @@ class MediaFile:
     size_bytes: int
     sha256: str
     source_url: str
+    expired: bool = False  # deleted from storage after GATEWAY_MEDIA_TTL_SECONDS
 
 
 def _statement(sql: str, *params: BindParameter[Any]) -> TextClause:
@@ -116,7 +126,14 @@ class Accepted:
 
 
 def request_hash(request: GenerateRequest, model: str) -> str:
-    body = {"prompt": request.prompt, "model": model, "params": request.params.model_dump()}
+    body: dict[str, Any] = {
+        "prompt": request.prompt,
+        "model": model,
+        "params": request.params.model_dump(),
+    }
+    # Options only when given, so a key's hash stays what it was before they existed.
+    options = request.model_dump(include={"priority", "webhook", "webhook_events_filter"})
+    body.update({k: v for k, v in options.items() if v not in (None, Priority.normal)})
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -230,7 +247,8 @@ _GET = _statement(
         (SELECT jsonb_agg(jsonb_build_object(
                     'index', m.index, 'storage_key', m.storage_key,
                     'content_type', m.content_type, 'size_bytes', m.size_bytes,
-                    'sha256', m.sha256, 'source_url', m.source_url) ORDER BY m.index)
+                    'sha256', m.sha256, 'source_url', m.source_url,
+                    'expired', m.expired_at IS NOT NULL) ORDER BY m.index)
          FROM job_media m WHERE m.job_id = jobs.id),
         '[]'::jsonb) AS media
     FROM jobs WHERE jobs.id = :id AND jobs.owner_id = :owner_id
@@ -276,7 +294,8 @@ async def list_page(
 
 _MEDIA_FILE = _statement(
     """
-    SELECT m.index, m.storage_key, m.content_type, m.size_bytes, m.sha256, m.source_url
+    SELECT m.index, m.storage_key, m.content_type, m.size_bytes, m.sha256, m.source_url,
+           m.expired_at IS NOT NULL AS expired
     FROM job_media m JOIN jobs ON jobs.id = m.job_id
     WHERE m.job_id = :id AND m.index = :index AND jobs.owner_id = :owner_id
     """,

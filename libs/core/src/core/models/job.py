@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -15,41 +16,54 @@ from sqlalchemy import (
     Column,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Identity,
     Index,
+    SmallInteger,
     Text,
     UniqueConstraint,
+    text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from core.models.base import created_at_field, updated_at_field, uuid_pk
-from core.schemas.generation import JobStatus
+from core.schemas.generation import CancelReason, JobStatus, Priority
 
 
 def _tz() -> Any:
     return DateTime(timezone=True)
 
 
-def status_type() -> Enum:
-    """A status column holds the enum's values as text (no PostgreSQL enum type to migrate),
-    and reads back as JobStatus: one enum end to end."""
+def text_enum(kind: type[StrEnum], length: int) -> Enum:
+    """A column of one of our StrEnums: its values as text (no PostgreSQL enum type to
+    migrate), read back as the enum; the table's CHECK constraint names the values."""
     return Enum(
-        JobStatus,
+        kind,
         native_enum=False,
-        create_constraint=False,  # the table's own CHECK constraint names the values
-        length=16,
-        values_callable=lambda kind: [member.value for member in kind],
+        create_constraint=False,
+        length=length,
+        values_callable=lambda k: [member.value for member in k],
     )
+
+
+def status_type() -> Enum:
+    """One enum end to end, from the column to the JSON."""
+    return text_enum(JobStatus, 16)
+
+
+def _check_known(column: str, kind: type[StrEnum]) -> CheckConstraint:
+    values = ", ".join(f"'{member.value}'" for member in kind)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_known")
 
 
 class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN (" + ", ".join(f"'{s.value}'" for s in JobStatus) + ")", name="status_known"
-        ),
+        _check_known("status", JobStatus),
+        _check_known("priority", Priority),
+        _check_known("cancel_reason", CancelReason),
         UniqueConstraint("owner_id", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
         Index("ix_jobs_owner_created_at_id", "owner_id", "created_at", "id"),
         # One prediction belongs to one job: recovery of a lost create can never adopt another
@@ -65,6 +79,19 @@ class Job(SQLModel, table=True):
             "ix_jobs_unfinished_updated_at",
             "updated_at",
             postgresql_where="status IN ('queued', 'running')",
+        ),
+        # Deadlines: the unfinished jobs that have one, soonest first.
+        Index(
+            "ix_jobs_unfinished_deadline_at",
+            "deadline_at",
+            postgresql_where="deadline_at IS NOT NULL AND status IN ('queued', 'running')",
+        ),
+        # Queue position: the queued jobs, by priority and age.
+        Index(
+            "ix_jobs_queued_priority_created_at",
+            "priority",
+            "created_at",
+            postgresql_where="status = 'queued'",
         ),
         # The outbox: queued jobs whose message RabbitMQ has not confirmed yet.
         Index(
@@ -99,6 +126,32 @@ class Job(SQLModel, table=True):
     updated_at: datetime = updated_at_field()
     started_at: datetime | None = Field(default=None, sa_type=_tz())
     finished_at: datetime | None = Field(default=None, sa_type=_tz())
+    priority: Priority = Field(
+        default=Priority.normal,
+        sa_column=Column(text_enum(Priority, 8), nullable=False, server_default="normal"),
+    )
+    # Cancel-After: an unfinished job is canceled at this time (cancel_reason 'deadline').
+    deadline_at: datetime | None = Field(default=None, sa_type=_tz())
+    cancel_reason: CancelReason | None = Field(
+        default=None, sa_column=Column(text_enum(CancelReason, 16), nullable=True)
+    )
+    # The caller's webhook and the events it wants ('start', 'completed').
+    webhook: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    webhook_events_filter: list[str] | None = Field(
+        default=None, sa_column=Column(ARRAY(Text), nullable=True)
+    )
+    # The running prediction's logs (the tail) and the progress they show (0..1).
+    logs: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    progress: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    # POST /jobs/{id}/retry: how many times the caller retried the job, and the predictions of
+    # earlier runs (never adopted again by a later run's recovery of a lost create).
+    retries: int = Field(
+        default=0, sa_column=Column(SmallInteger, nullable=False, server_default=text("0"))
+    )
+    retired_prediction_ids: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
 
 
 class JobMedia(SQLModel, table=True):
@@ -116,6 +169,8 @@ class JobMedia(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     source_url: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = created_at_field()
+    # GATEWAY_MEDIA_TTL_SECONDS: when the file was deleted from storage (GET /media: 410).
+    expired_at: datetime | None = Field(default=None, sa_type=_tz())
 
 
 class JobEvent(SQLModel, table=True):

@@ -26,6 +26,28 @@ class JobStatus(StrEnum):
         return self in TERMINAL_STATUSES
 
 
+class Priority(StrEnum):
+    """Which queued jobs the workers take first; low still progresses (no starvation)."""
+
+    low = "low"
+    normal = "normal"
+    high = "high"
+
+    @property
+    def amqp(self) -> int:
+        """The AMQP message priority (the generation queue has x-max-priority 2)."""
+        return {"low": 0, "normal": 1, "high": 2}[self.value]
+
+
+class CancelReason(StrEnum):
+    """Why a job was canceled: its caller asked, or its Cancel-After deadline passed."""
+
+    caller = "caller"
+    deadline = "deadline"
+
+
+WebhookEvent = Literal["start", "completed"]
+
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
 UNFINISHED_STATUSES = frozenset({JobStatus.queued, JobStatus.running})
 
@@ -101,6 +123,25 @@ class GenerateRequest(BaseModel):
         description="owner/name of the model; defaults to the gateway's configured model",
     )
     params: FluxSchnellParams = Field(default_factory=FluxSchnellParams)
+    priority: Priority = Field(
+        default=Priority.normal,
+        description="high jobs are taken before normal ones, normal before low; a backlog of "
+        "low jobs never delays a high one by more than the steps a worker already holds",
+    )
+    webhook: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="an https URL that gets the job (as GET /status shows it) when the events "
+        "in webhook_events_filter happen; signed with Standard Webhooks headers using your "
+        "secret from GET /webhooks/default/secret",
+    )
+    webhook_events_filter: list[WebhookEvent] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2,
+        description="which events are sent: start (the job began running) and completed "
+        "(succeeded, failed or canceled; retried until delivered). Default: both",
+    )
 
 
 class GenerateAccepted(BaseModel):
@@ -115,6 +156,10 @@ class MediaPublic(BaseModel):
     content_type: str
     size_bytes: int
     sha256: str
+    expired: bool = Field(
+        default=False,
+        description="the file was deleted after GATEWAY_MEDIA_TTL_SECONDS (GET answers 410)",
+    )
 
 
 class JobPublic(BaseModel):
@@ -130,6 +175,23 @@ class JobPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     media: list[MediaPublic]
+    priority: Priority = Priority.normal
+    deadline_at: datetime | None = Field(
+        default=None, description="Cancel-After: canceled if not finished by then"
+    )
+    cancel_reason: CancelReason | None = Field(
+        default=None, description="why a canceled job was canceled: caller or deadline"
+    )
+    queue_position: int | None = Field(
+        default=None,
+        description="while queued: how many queued jobs the workers take before this one "
+        "(approximate: jobs of higher priority, and of equal priority created earlier)",
+    )
+    logs: str | None = Field(default=None, description="while running: the prediction's logs")
+    progress: float | None = Field(
+        default=None, description="while running: 0 to 1, when the logs show progress"
+    )
+    retries: int = Field(default=0, description="how many times the caller retried the job")
 
 
 class JobSummary(BaseModel):

@@ -43,9 +43,16 @@ def to_public(request: Request, job: jobs.JobRow, media: list[jobs.MediaFile]) -
                 content_type=m.content_type,
                 size_bytes=m.size_bytes,
                 sha256=m.sha256,
+                expired=m.expired,
             )
             for m in media
         ],
+        priority=job.priority,
+        deadline_at=job.deadline_at,
+        cancel_reason=job.cancel_reason,
+        logs=job.logs if job.status is JobStatus.running else None,
+        progress=job.progress if job.status is JobStatus.running else None,
+        retries=job.retries,
     )
 
 
