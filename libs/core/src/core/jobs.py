@@ -154,10 +154,19 @@ class NewJob:
     params: dict[str, Any]
     idempotency_key: str | None
     request_hash: str
+    priority: Priority = Priority.normal
+    deadline_at: datetime | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
 
 
 def new_job(
-    *, owner_id: uuid.UUID, request: GenerateRequest, model: str, idempotency_key: str | None
+    *,
+    owner_id: uuid.UUID,
+    request: GenerateRequest,
+    model: str,
+    idempotency_key: str | None,
+    deadline_at: datetime | None = None,
 ) -> NewJob:
     job_id = uuid.uuid4()
     params: dict[str, Any] = request.params.model_dump()
@@ -171,6 +180,12 @@ def new_job(
         params=params,
         idempotency_key=idempotency_key,
         request_hash=request_hash(request, model),
+        priority=request.priority,
+        deadline_at=deadline_at,
+        webhook=request.webhook,
+        webhook_events_filter=(
+            None if request.webhook_events_filter is None else list(request.webhook_events_filter)
+        ),
     )
 
 
@@ -180,12 +195,16 @@ _INSERT = _statement(
     """
     WITH job AS (
         INSERT INTO jobs (id, owner_id, prompt, model, params, status, attempts,
-                          idempotency_key, request_hash, created_at, updated_at)
+                          idempotency_key, request_hash, priority, deadline_at, webhook,
+                          webhook_events_filter, created_at, updated_at)
         SELECT r.id, r.owner_id, r.prompt, r.model, r.params, 'queued', 0,
-               r.idempotency_key, r.request_hash, clock_timestamp(), clock_timestamp()
+               r.idempotency_key, r.request_hash, coalesce(r.priority, 'normal'),
+               r.deadline_at, r.webhook, r.webhook_events_filter,
+               clock_timestamp(), clock_timestamp()
         FROM jsonb_to_recordset(:rows) AS r(
             id uuid, owner_id uuid, prompt text, model text, params jsonb,
-            idempotency_key text, request_hash text)
+            idempotency_key text, request_hash text, priority text, deadline_at timestamptz,
+            webhook text, webhook_events_filter text[])
         ON CONFLICT ON CONSTRAINT uq_jobs_owner_idempotency_key DO NOTHING
         RETURNING id, created_at
     ), event AS (
@@ -220,6 +239,10 @@ async def insert_many(session: AsyncSession, new_jobs: Sequence[NewJob]) -> list
             "params": job.params,
             "idempotency_key": job.idempotency_key,
             "request_hash": job.request_hash,
+            "priority": job.priority.value,
+            "deadline_at": None if job.deadline_at is None else job.deadline_at.isoformat(),
+            "webhook": job.webhook,
+            "webhook_events_filter": job.webhook_events_filter,
         }
         for job in new_jobs
     ]

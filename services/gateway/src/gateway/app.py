@@ -44,9 +44,21 @@ def openapi_naming_models(app: FastAPI, models: frozenset[str]) -> Callable[[], 
             for option in model["anyOf"]:
                 if option.get("type") == "string":
                     option["enum"] = sorted(models)
+            _headers_are_never_null(schema)
         return app.openapi_schema  # type: ignore[return-value]
 
     return openapi
+
+
+def _headers_are_never_null(schema: dict[str, Any]) -> None:
+    """An optional header is absent or a string, never JSON null: its schema says string (the
+    `anyOf [..., null]` FastAPI writes for `str | None` would invite a literal "null")."""
+    for operation in (op for path in schema["paths"].values() for op in path.values()):
+        for parameter in operation.get("parameters", []):
+            options = parameter["schema"].get("anyOf")
+            if parameter["in"] == "header" and options:
+                [string] = [o for o in options if o.get("type") != "null"]
+                parameter["schema"] = {**string, "title": parameter["schema"].get("title")}
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -47,6 +48,28 @@ class CancelReason(StrEnum):
 
 
 WebhookEvent = Literal["start", "completed"]
+
+# Cancel-After, in Replicate's syntax: bare seconds, or hours, minutes and seconds ("1h30m").
+CANCEL_AFTER_PATTERN = (
+    r"^(?:[0-9]{1,6}|[0-9]{1,3}h(?:[0-9]{1,5}m)?(?:[0-9]{1,6}s)?"
+    r"|[0-9]{1,5}m(?:[0-9]{1,6}s)?|[0-9]{1,6}s)$"
+)
+CANCEL_AFTER_MIN_SECONDS = 5  # Replicate's minimum: a shorter value counts as 5 s
+_DURATION_PART = re.compile(r"([0-9]+)([hms])")
+
+
+def cancel_after_seconds(value: str) -> int:
+    """Seconds of a Cancel-After value (`30s`, `5m`, `1h30m`, `90`), at least 5; raises
+    ValueError for another syntax."""
+    if not re.fullmatch(CANCEL_AFTER_PATTERN, value):
+        raise ValueError("use a duration like 30s, 5m, 1h30m or bare seconds")
+    if value.isdigit():
+        seconds = int(value)
+    else:
+        unit = {"h": 3600, "m": 60, "s": 1}
+        seconds = sum(int(n) * unit[u] for n, u in _DURATION_PART.findall(value))
+    return max(seconds, CANCEL_AFTER_MIN_SECONDS)
+
 
 TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
 UNFINISHED_STATUSES = frozenset({JobStatus.queued, JobStatus.running})

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
 from core import jobs
 from core.auth import AUTH_ERRORS, CurrentUser
-from core.schemas.generation import GenerateAccepted, GenerateRequest, IdempotencyKey
+from core.schemas.generation import (
+    CANCEL_AFTER_PATTERN,
+    GenerateAccepted,
+    GenerateRequest,
+    IdempotencyKey,
+    cancel_after_seconds,
+)
 from core.web import model_response
 from core.web_errors import error_responses, invalid
 from gateway.deps import GatewayDep
@@ -22,6 +29,27 @@ IdempotencyKeyHeader = Annotated[
         "caller returns the same job; the same key with another body is a 409.",
     ),
 ]
+
+CancelAfterHeader = Annotated[
+    str | None,
+    Header(
+        alias="Cancel-After",
+        pattern=CANCEL_AFTER_PATTERN,
+        description="A deadline, as Replicate takes it: `30s`, `5m`, `1h30m` or bare seconds "
+        "(up to 999h; less than 5 s counts as 5 s, Replicate's minimum). A job not finished "
+        "by then is canceled (`cancel_reason`: `deadline`), its prediction too.",
+    ),
+]
+
+
+def deadline(cancel_after: str | None) -> datetime | None:
+    if cancel_after is None:
+        return None
+    try:
+        seconds = cancel_after_seconds(cancel_after)
+    except ValueError as exc:
+        raise invalid(("header", "Cancel-After"), str(exc), value=cancel_after) from None
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 @router.post(
@@ -43,13 +71,20 @@ async def generate(
     user: CurrentUser,
     gateway: GatewayDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    cancel_after: CancelAfterHeader = None,
 ) -> Response:
     settings = gateway.settings
     model = settings.gateway_default_model if body.model is None else body.model
     if model not in settings.allowed_models:
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
-    job = jobs.new_job(owner_id=user.id, request=body, model=model, idempotency_key=idempotency_key)
+    job = jobs.new_job(
+        owner_id=user.id,
+        request=body,
+        model=model,
+        idempotency_key=idempotency_key,
+        deadline_at=deadline(cancel_after),
+    )
     try:
         if await gateway.intake.submit(job):
             accepted = jobs.Accepted.of_new(job)
