@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnectio
 
 from core.messaging import GENERATION_QUEUE, generate_message
 from core.messaging import queue_arguments as core_queue_arguments
+from core.schemas.generation import Priority
 from core.settings import BrokerSettings
 
 
@@ -51,7 +52,9 @@ class ConfirmingPublisher:
 
     async def publish_generate(self, job_id: str, *, timeout: float = 5.0) -> None:
         message = aio_pika.Message(
-            generate_message_body(job_id), delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            generate_message_body(job_id),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            priority=Priority.normal.amqp,  # as the gateway's relay sends a default job
         )
         # mandatory: an unroutable message is an error, as in dramatiq with confirms
         await self._channel.default_exchange.publish(

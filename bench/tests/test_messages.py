@@ -9,7 +9,7 @@ import dramatiq
 
 from bench import results
 from bench.amqp import generate_message_body, queue_arguments
-from core.messaging import generate_message
+from core.messaging import MAX_PRIORITY, generate_message
 
 
 def test_message_decodes_as_the_gateways() -> None:
@@ -24,7 +24,7 @@ def test_queue_arguments_match_dramatiq() -> None:
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
     broker = RabbitmqBroker.__new__(RabbitmqBroker)
-    broker.max_priority = None
+    broker.max_priority = MAX_PRIORITY  # the generation queue is a priority queue
     assert queue_arguments("generation") == broker._build_queue_arguments("generation")  # type: ignore[no-untyped-call]
 
 

@@ -114,6 +114,19 @@ async def test_missing_key_raises_media_not_found(storage: MediaStorage) -> None
     assert info.value.key == k
 
 
+async def test_delete_removes_the_object_and_deleting_again_is_fine(
+    storage: MediaStorage,
+) -> None:
+    k, kept = key(), key()
+    await storage.put(k, b"gone soon", "image/png")
+    await storage.put(kept, b"stays", "image/png")
+    await storage.delete(k)
+    with pytest.raises(MediaNotFound):
+        await storage.open_stream(k)
+    await storage.delete(k)  # a crash between delete and its record repeats it
+    assert await read_all(await storage.open_stream(kept)) == b"stays"
+
+
 async def test_abandoned_stream_can_be_closed_and_storage_keeps_working(
     storage: MediaStorage,
 ) -> None:

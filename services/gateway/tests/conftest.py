@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pika
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 
 from core.db import Database
@@ -45,13 +46,20 @@ def settings(make_settings: Callable[..., GatewaySettings]) -> GatewaySettings:
     return make_settings()
 
 
-@pytest.fixture
-async def client(settings: GatewaySettings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+@contextlib.asynccontextmanager
+async def serving(settings: GatewaySettings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The gateway app, started (its relay and housekeeping running), and a client for it."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
+            yield app, http
+
+
+@pytest.fixture
+async def client(settings: GatewaySettings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(settings) as (_, http):
+        yield http
 
 
 async def token_for(http: httpx.AsyncClient, db: Database, username: str) -> dict[str, str]:

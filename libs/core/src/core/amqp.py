@@ -11,6 +11,7 @@ if Dramatiq had sent them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,14 @@ log = logging.getLogger(__name__)
 
 DEAD_MESSAGE_TTL_MS = 7 * 24 * 3600 * 1000  # dramatiq's default for the dead-letter (XQ) queue
 _PERSISTENT = aiormq.spec.Basic.Properties(delivery_mode=2)
+
+
+@functools.cache
+def _persistent_with(priority: int) -> aiormq.spec.Basic.Properties:
+    """Persistent, with an AMQP priority (Dramatiq's `broker_priority` option), made once."""
+    return aiormq.spec.Basic.Properties(delivery_mode=2, priority=priority)
+
+
 _BROKER_FAILURES = (aio_pika.exceptions.AMQPError, aiormq.exceptions.AMQPError, OSError)
 
 
@@ -143,10 +152,11 @@ class AmqpPublisher:
     @staticmethod
     async def _send(channel: aiormq.abc.AbstractChannel, message: dramatiq.Message[Any]) -> None:
         # Straight to aiormq: aio-pika's own publish costs a third more CPU per message.
+        priority = message.options.get("broker_priority")
         confirmation = await channel.basic_publish(
             message.encode(),
             routing_key=message.queue_name,
-            properties=_PERSISTENT,
+            properties=_PERSISTENT if priority is None else _persistent_with(priority),
             mandatory=True,  # a message no queue takes is an error, not silently dropped
         )
         if not isinstance(confirmation, Basic.Ack):

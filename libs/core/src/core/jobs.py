@@ -339,7 +339,8 @@ async def media_file(
 _CANCEL = _statement(
     """
     WITH job AS (
-        UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now()
+        UPDATE jobs SET status = 'canceled', cancel_reason = 'caller', finished_at = now(),
+                        updated_at = now()
         WHERE id = :id AND owner_id = :owner_id AND status IN ('queued', 'running')
         RETURNING id
     ), event AS (
@@ -358,8 +359,9 @@ _STATUS = _statement(
 
 async def cancel(session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID) -> bool:
     """Cancel a queued or running job; False if the caller has no such job. Raises
-    JobNotCancelable when it already finished. The worker notices on its next step and
-    cancels the prediction at Replicate."""
+    JobNotCancelable when it already finished. The gateway then asks the worker to cancel the
+    prediction at Replicate (`core.messaging.cancel_message`); a worker step that finds the
+    job canceled does it too."""
     params = {"id": job_id, "owner_id": owner_id}
     if (await session.execute(_CANCEL, params)).first() is not None:
         return True
@@ -369,23 +371,159 @@ async def cancel(session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID) 
     raise JobNotCancelable(status)
 
 
+class JobNotRetryable(Exception):
+    def __init__(self, status: JobStatus) -> None:
+        super().__init__(status.value)
+        self.status = status
+
+
+_RETRY = _statement(
+    """
+    WITH earlier AS (
+        SELECT id, status FROM jobs
+        WHERE id = :id AND owner_id = :owner_id AND status IN ('failed', 'canceled')
+        FOR UPDATE
+    ), job AS (
+        UPDATE jobs SET
+            status = 'queued', attempts = 0, retries = jobs.retries + 1, last_error = NULL,
+            cancel_reason = NULL, deadline_at = NULL, started_at = NULL, finished_at = NULL,
+            logs = NULL, progress = NULL, create_requested_at = NULL, enqueued_at = NULL,
+            prediction_id = NULL,
+            retired_prediction_ids = CASE WHEN jobs.prediction_id IS NULL
+                THEN jobs.retired_prediction_ids
+                ELSE array_append(jobs.retired_prediction_ids, jobs.prediction_id) END,
+            updated_at = now()
+        FROM earlier WHERE jobs.id = earlier.id
+        RETURNING jobs.id, jobs.priority, jobs.retries, earlier.status AS from_status
+    ), event AS (
+        INSERT INTO job_events (job_id, kind, from_status, to_status, detail)
+        SELECT id, 'retry', from_status, 'queued',
+               'retried by the caller (retry ' || retries || '): a new attempt budget'
+        FROM job
+    )
+    SELECT id, priority FROM job
+    """,
+    _ID,
+    _OWNER,
+).columns(JOBS.c.id, JOBS.c.priority)
+
+
+async def retry(session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID) -> Priority | None:
+    """A failed or canceled job queued again, with a new attempt budget and without its old
+    prediction (kept aside, never adopted again); its priority, for publishing it. None if the
+    caller has no such job; raises JobNotRetryable when it is queued, running or succeeded.
+    Like a new job, it is an outbox entry again (`enqueued_at` NULL) until published."""
+    params = {"id": job_id, "owner_id": owner_id}
+    row = (await session.execute(_RETRY, params)).first()
+    if row is not None:
+        priority: Priority = row.priority
+        return priority
+    status = (await session.execute(_STATUS, params)).scalar_one_or_none()
+    if status is None:
+        return None
+    raise JobNotRetryable(status)
+
+
+# --- housekeeping: deadlines and media expiry ----------------------------------------------
+
+_CANCEL_OVERDUE = _statement(
+    """
+    WITH overdue AS (
+        SELECT id FROM jobs
+        WHERE deadline_at <= now() AND status IN ('queued', 'running')
+        ORDER BY deadline_at LIMIT :limit FOR UPDATE SKIP LOCKED
+    ), job AS (
+        UPDATE jobs SET status = 'canceled', cancel_reason = 'deadline', finished_at = now(),
+                        updated_at = now()
+        FROM overdue WHERE jobs.id = overdue.id
+        RETURNING jobs.id, jobs.prediction_id
+    ), event AS (
+        INSERT INTO job_events (job_id, kind, to_status, detail)
+        SELECT id, 'state', 'canceled', 'deadline passed (Cancel-After)' FROM job
+    )
+    SELECT id, prediction_id FROM job
+    """
+)
+
+
+async def cancel_overdue(session: AsyncSession, limit: int) -> list[tuple[uuid.UUID, bool]]:
+    """Cancel unfinished jobs whose Cancel-After deadline passed (`cancel_reason` deadline);
+    each with whether it has a prediction to cancel at Replicate."""
+    rows = await session.execute(_CANCEL_OVERDUE, {"limit": limit})
+    return [(row.id, row.prediction_id is not None) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiringMedia:
+    job_id: uuid.UUID
+    index: int
+    storage_key: str
+
+
+_EXPIRING_MEDIA = _statement(
+    """
+    SELECT job_id, index, storage_key FROM job_media
+    WHERE expired_at IS NULL AND created_at < now() - make_interval(secs => :ttl)
+    ORDER BY created_at LIMIT :limit
+    """
+)
+_MARK_MEDIA_EXPIRED = _statement(
+    """
+    WITH media AS (
+        UPDATE job_media m SET expired_at = now()
+        FROM jsonb_to_recordset(:files) AS f(job_id uuid, index int)
+        WHERE m.job_id = f.job_id AND m.index = f.index AND m.expired_at IS NULL
+        RETURNING m.job_id, m.index
+    ), event AS (
+        INSERT INTO job_events (job_id, kind, detail)
+        SELECT job_id, 'expired',
+               'media ' || string_agg(index::text, ', ' ORDER BY index) || ' deleted (TTL)'
+        FROM media GROUP BY job_id
+    )
+    SELECT count(*) FROM media
+    """,
+    bindparam("files", type_=JSONB),
+)
+
+
+async def expiring_media(session: AsyncSession, ttl: timedelta, limit: int) -> list[ExpiringMedia]:
+    """Stored files older than `ttl` that are not deleted yet, oldest first."""
+    rows = await session.execute(_EXPIRING_MEDIA, {"ttl": ttl.total_seconds(), "limit": limit})
+    return [ExpiringMedia(job_id, index, key) for job_id, index, key in rows]
+
+
+async def mark_media_expired(session: AsyncSession, files: Sequence[ExpiringMedia]) -> None:
+    """The files are deleted from storage: their status says `expired`, GET /media 410."""
+    payload = [{"job_id": str(f.job_id), "index": f.index} for f in files]
+    await session.execute(_MARK_MEDIA_EXPIRED, {"files": payload})
+
+
 # --- the outbox relay -------------------------------------------------------------------------
 
 _CLAIM_UNPUBLISHED = _statement(
     """
-    SELECT id FROM jobs
+    SELECT id, priority FROM jobs
     WHERE enqueued_at IS NULL AND status = 'queued'
       AND created_at < now() - make_interval(secs => :grace)
     ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED
     """
-)
+).columns(JOBS.c.id, JOBS.c.priority)
 _CLAIM_STALE = _statement(
     """
-    SELECT id FROM jobs
+    SELECT id, priority FROM jobs
     WHERE status IN ('queued', 'running') AND updated_at < now() - make_interval(secs => :stale)
     ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED
     """
-)
+).columns(JOBS.c.id, JOBS.c.priority)
+_CLAIM_AGED = _statement(
+    """
+    SELECT id, priority FROM jobs
+    WHERE status = 'queued' AND priority <> 'high'
+      AND enqueued_at < now() - make_interval(secs => :aged)
+      AND updated_at < now() - make_interval(secs => :aged)
+    ORDER BY enqueued_at LIMIT :limit FOR UPDATE SKIP LOCKED
+    """
+).columns(JOBS.c.id, JOBS.c.priority)
 _MARK_ENQUEUED = _statement(
     """
     WITH job AS (
@@ -400,23 +538,44 @@ _MARK_ENQUEUED = _statement(
 )
 
 
-async def claim_unpublished(session: AsyncSession, grace: timedelta, limit: int) -> list[uuid.UUID]:
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A job whose message is to be published, at its priority."""
+
+    job_id: uuid.UUID
+    priority: Priority
+
+
+def _outgoing(rows: Any) -> list[Outgoing]:
+    return [Outgoing(row.id, row.priority) for row in rows]
+
+
+async def claim_unpublished(session: AsyncSession, grace: timedelta, limit: int) -> list[Outgoing]:
     """Lock (inside the caller's transaction) up to `limit` queued jobs whose message is still
     not confirmed `grace` after they were stored, oldest first; rows another relay holds are
     skipped, never waited for."""
     rows = await session.execute(
         _CLAIM_UNPUBLISHED, {"grace": grace.total_seconds(), "limit": limit}
     )
-    return list(rows.scalars())
+    return _outgoing(rows)
 
 
-async def claim_stale(session: AsyncSession, stale_after: timedelta, limit: int) -> list[uuid.UUID]:
+async def claim_stale(session: AsyncSession, stale_after: timedelta, limit: int) -> list[Outgoing]:
     """Lock queued or running jobs nobody has touched for `stale_after`: a message lost or
     dead-lettered with a broker. Sending them again is harmless (the worker resumes)."""
     rows = await session.execute(
         _CLAIM_STALE, {"stale": stale_after.total_seconds(), "limit": limit}
     )
-    return list(rows.scalars())
+    return _outgoing(rows)
+
+
+async def claim_aged(session: AsyncSession, aged_after: timedelta, limit: int) -> list[Outgoing]:
+    """Lock queued jobs below high priority whose message has waited `aged_after` since it was
+    published (and no worker touched since): sent again at high priority, so a steady stream of
+    high jobs never starves them. The first message, when it comes, finds the job running or
+    done (harmless)."""
+    rows = await session.execute(_CLAIM_AGED, {"aged": aged_after.total_seconds(), "limit": limit})
+    return _outgoing(rows)
 
 
 async def mark_enqueued(session: AsyncSession, job_ids: Sequence[uuid.UUID], detail: str) -> None:

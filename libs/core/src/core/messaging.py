@@ -29,6 +29,7 @@ from dramatiq.middleware import (
 )
 
 from core.amqp import AmqpPublisher
+from core.schemas.generation import Priority
 from core.settings import BrokerSettings
 
 # --- contracts -----------------------------------------------------------------------------
@@ -40,7 +41,12 @@ GENERATION_QUEUE = "generation"
 POLL_QUEUE = "generation_poll"
 GENERATE_ACTOR = "generate_media"
 POLL_ACTOR = "poll_generation"
+CANCEL_ACTOR = "cancel_prediction"
 QUEUES = (GENERATION_QUEUE, POLL_QUEUE)
+# The generation queue is a RabbitMQ priority queue: a job's message carries its priority
+# (core.schemas.generation.Priority.amqp), so a backlog of low jobs never delays a high one by
+# more than the messages a worker already holds.
+MAX_PRIORITY = max(p.amqp for p in Priority)
 
 
 def build_message(
@@ -51,9 +57,21 @@ def build_message(
     )
 
 
-def generate_message(job_id: str) -> dramatiq.Message[Any]:
-    """Start a job: its first delivery, or a re-send of a job whose message was lost."""
-    return build_message(queue_name=GENERATION_QUEUE, actor_name=GENERATE_ACTOR, args=(job_id,))
+def generate_message(job_id: str, priority: Priority = Priority.normal) -> dramatiq.Message[Any]:
+    """Start a job: its first delivery, or a re-send of a job whose message was lost.
+    `broker_priority` is Dramatiq's own option: its retries re-publish at the same priority."""
+    return build_message(
+        queue_name=GENERATION_QUEUE,
+        actor_name=GENERATE_ACTOR,
+        args=(job_id,),
+        broker_priority=priority.amqp,
+    )
+
+
+def cancel_message(job_id: str) -> dramatiq.Message[Any]:
+    """A job was canceled (by its caller or its deadline): cancel its prediction at Replicate
+    now, not at the next poll (which, with webhooks, may be far away)."""
+    return build_message(queue_name=POLL_QUEUE, actor_name=CANCEL_ACTOR, args=(job_id,))
 
 
 def poll_message(job_id: str, polls: int) -> dramatiq.Message[Any]:
@@ -69,7 +87,13 @@ def queue_arguments(settings: BrokerSettings) -> Callable[[str], dict[str, Any]]
     declares them, for every process that declares it (RabbitMQ refuses a mismatch)."""
 
     def arguments(queue_name: str) -> dict[str, Any]:
-        return {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": xq_name(queue_name)}
+        declared: dict[str, Any] = {
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": xq_name(queue_name),
+        }
+        if queue_name == GENERATION_QUEUE:
+            declared["x-max-priority"] = MAX_PRIORITY
+        return declared
 
     return arguments
 

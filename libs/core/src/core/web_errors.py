@@ -41,6 +41,7 @@ STANDARD_ERRORS: Mapping[int, str] = {
     403: "The user is disabled",
     404: "Not found",
     409: "Conflict with the resource's current state",
+    410: "Gone: the resource existed but was deleted",
     413: "Request body over the service's size limit",
     422: "Invalid input: `detail` lists each problem and where it is",
     429: "Too many requests: try again after `Retry-After` seconds",

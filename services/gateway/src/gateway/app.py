@@ -15,7 +15,8 @@ from core.logging import configure_logging
 from core.messaging import create_publisher
 from core.storage import create_storage
 from core.web import install_common
-from gateway.deps import Gateway, job_intake
+from gateway.deps import Gateway, create_counter, job_intake
+from gateway.housekeeping import Housekeeper
 from gateway.outbox import OutboxRelay
 from gateway.routes import generate, jobs, media
 from gateway.settings import GatewaySettings
@@ -73,14 +74,22 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
         app.state.db = db  # what core's shared routes and dependencies read
-        app.state.gateway = Gateway(settings, db, relay, storage, job_intake(db))
-        relaying = asyncio.create_task(relay.run(), name="outbox-relay")
+        app.state.gateway = Gateway(
+            settings, db, relay, publisher, storage, job_intake(db), create_counter(db)
+        )
+        housekeeper = Housekeeper(db, publisher, storage, settings)
+        background = [
+            asyncio.create_task(relay.run(), name="outbox-relay"),
+            asyncio.create_task(housekeeper.run(), name="housekeeping"),
+        ]
         try:
             yield
         finally:
-            relaying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relaying
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await publisher.close()
             await storage.close()
             await db.dispose()

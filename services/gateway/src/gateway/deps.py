@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core import jobs
+from core import jobs, rate_limits
+from core.amqp import AmqpPublisher
 from core.batching import Batcher, statement_batcher
 from core.db import Database
 from core.storage import MediaStorage
@@ -22,13 +24,20 @@ class Gateway:
     settings: GatewaySettings
     db: Database
     relay: OutboxRelay
+    publisher: AmqpPublisher
     storage: MediaStorage
     # POST /generate's INSERTs: the jobs of concurrent requests go in one statement.
     intake: Batcher[jobs.NewJob, bool]
+    # POST /generate's rate-limit counts, likewise.
+    create_counter: Batcher[uuid.UUID, rate_limits.Standing]
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:
     return statement_batcher(db, jobs.insert_many)
+
+
+def create_counter(db: Database) -> Batcher[uuid.UUID, rate_limits.Standing]:
+    return statement_batcher(db, rate_limits.count_creates)
 
 
 async def _gateway(request: Request) -> Gateway:

@@ -21,6 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,6 +30,7 @@ from core.aio import raise_if_cancelling
 from core.amqp import AmqpPublisher
 from core.db import Database
 from core.messaging import generate_message
+from core.schemas.generation import Priority
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,9 @@ BATCH = 500
 # Batches in flight at once: the next batch goes out while RabbitMQ still confirms the last
 # (it confirms persistent messages after writing them to disk, in groups).
 IN_FLIGHT = 16
+T = TypeVar("T")
 
-Claim = Callable[[AsyncSession], Awaitable[list[uuid.UUID]]]
+Claim = Callable[[AsyncSession], Awaitable[list[jobs.Outgoing]]]
 
 
 class OutboxRelay:
@@ -48,24 +51,25 @@ class OutboxRelay:
         self._interval = settings.gateway_sweep_interval_seconds
         self._grace = timedelta(seconds=settings.gateway_unpublished_grace_seconds)
         self._stale_after = timedelta(seconds=settings.gateway_stale_job_seconds)
-        self._accepted: list[uuid.UUID] = []
+        self._aged_after = timedelta(seconds=settings.gateway_priority_aging_seconds)
+        self._accepted: list[jobs.Outgoing] = []
         self._work = asyncio.Event()
         self._confirmed: list[uuid.UUID] = []
         self._marking = asyncio.Event()
         self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
-    def accepted(self, job_id: uuid.UUID) -> None:
-        """A job was committed: publish it now rather than at the next sweep."""
-        self._accepted.append(job_id)
+    def accepted(self, job_id: uuid.UUID, priority: Priority) -> None:
+        """A job was committed (or queued again): publish it now, not at the next sweep."""
+        self._accepted.append(jobs.Outgoing(job_id, priority))
         self._work.set()
 
-    async def _publish_batch(self, batch: list[uuid.UUID]) -> None:
+    async def _publish_batch(self, batch: list[jobs.Outgoing]) -> None:
         """The confirmed jobs are marked by another task (a batch never waits on the
         database); those RabbitMQ did not confirm are left to the sweep (after the grace)."""
         self._confirmed.extend(await self._publish(batch))
         self._marking.set()
 
-    async def _publish_in_flight(self, batch: list[uuid.UUID]) -> None:
+    async def _publish_in_flight(self, batch: list[jobs.Outgoing]) -> None:
         try:
             await self._publish_batch(batch)
         except Exception as exc:  # a bug, not the broker: the sweep publishes them later
@@ -96,23 +100,35 @@ class OutboxRelay:
             f"sent again: untouched for {seconds} s",
         )
 
-    async def _sweep(self, claim: Claim, detail: str) -> int:
+    async def resend_aged(self) -> int:
+        seconds = int(self._aged_after.total_seconds())
+        return await self._sweep(
+            lambda session: jobs.claim_aged(session, self._aged_after, BATCH),
+            f"sent again at high priority: queued for {seconds} s",
+            priority=Priority.high,
+        )
+
+    async def _sweep(self, claim: Claim, detail: str, priority: Priority | None = None) -> int:
         async with self._db.transaction() as session:
             claimed = await claim(session)
+            if priority is not None:
+                claimed = [jobs.Outgoing(job.job_id, priority) for job in claimed]
             sent = await self._publish(claimed) if claimed else []
             if sent:
                 await jobs.mark_enqueued(session, sent, detail)
         return len(claimed)
 
-    async def _publish(self, job_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    async def _publish(self, outgoing: Sequence[jobs.Outgoing]) -> list[uuid.UUID]:
         """The ids whose message RabbitMQ confirmed (failures are logged, not raised)."""
         outcomes = await self._publisher.publish_many(
-            [generate_message(str(job_id)) for job_id in job_ids]
+            [generate_message(str(job.job_id), job.priority) for job in outgoing]
         )
         failed = [failure for failure in outcomes if failure is not None]
         if failed:
-            log.warning("%d of %d job(s) not published: %s", len(failed), len(job_ids), failed[0])
-        return [job for job, failure in zip(job_ids, outcomes, strict=True) if failure is None]
+            log.warning("%d of %d job(s) not published: %s", len(failed), len(outgoing), failed[0])
+        return [
+            job.job_id for job, failure in zip(outgoing, outcomes, strict=True) if failure is None
+        ]
 
     async def run(self) -> None:
         """Until cancelled: publish accepted jobs as they come, and sweep every interval, in
@@ -150,14 +166,16 @@ class OutboxRelay:
                     pass
                 while await self.resend_stale() == BATCH:
                     pass
+                while await self.resend_aged() == BATCH:
+                    pass
             except Exception as exc:  # the database away, most likely: try again next interval
                 log.warning("outbox sweep failed: %s: %s", type(exc).__name__, exc)
             raise_if_cancelling()
             await asyncio.sleep(self._interval)
 
 
-def _take_batch(pending: list[uuid.UUID]) -> list[uuid.UUID]:
-    """Remove and return the first BATCH ids of `pending`."""
+def _take_batch(pending: list[T]) -> list[T]:
+    """Remove and return the first BATCH items of `pending`."""
     batch = pending[:BATCH]
     del pending[:BATCH]
     return batch

@@ -22,6 +22,15 @@ class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
     gateway_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     gateway_unpublished_grace_seconds: float = Field(default=5.0, ge=0)
     gateway_stale_job_seconds: float = Field(default=900.0, gt=0)
+    # A low or normal job still queued this long after its message was published is sent
+    # again at high priority: a steady stream of high jobs never starves the others.
+    gateway_priority_aging_seconds: float = Field(default=300.0, gt=0)
+    # POST /generate: creates per caller per minute, shared by every replica (429 with
+    # Retry-After above it). Replicate's own limit is 600; 0 turns the limit off.
+    gateway_rate_limit_per_minute: int = Field(default=600, ge=0)
+    # Generated media are deleted from storage this long after they were stored (their status
+    # then says `expired`, GET /media answers 410); 0 keeps them forever.
+    gateway_media_ttl_seconds: float = Field(default=0, ge=0)
     # GET /media: redirect to a presigned S3 URL instead of streaming through the gateway.
     gateway_media_redirect: bool = False
 

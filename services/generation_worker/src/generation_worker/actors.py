@@ -10,6 +10,7 @@ from dramatiq.middleware import CurrentMessage
 from core.amqp import AmqpPublisher
 from core.logging import job_id_var
 from core.messaging import (
+    CANCEL_ACTOR,
     GENERATE_ACTOR,
     GENERATION_QUEUE,
     POLL_ACTOR,
@@ -18,7 +19,7 @@ from core.messaging import (
     poll_message,
 )
 from generation_worker.resources import WorkerResources
-from generation_worker.steps import Done, Poll, RetryLater, advance
+from generation_worker.steps import Done, Poll, RetryLater, advance, cancel_prediction
 
 
 def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) -> None:
@@ -45,6 +46,19 @@ def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) ->
     )
     async def poll_generation(job_id: str, polls: int) -> None:
         await _step(resources, broker.publisher, job_id, polls=polls, is_poll=True)
+
+    @dramatiq.actor(
+        actor_name=CANCEL_ACTOR,
+        queue_name=POLL_QUEUE,
+        broker=broker,
+        max_retries=settings.retry_max_retries,
+    )
+    async def cancel_job_prediction(job_id: str) -> None:
+        token = job_id_var.set(job_id)
+        try:
+            await cancel_prediction(await resources.context(), uuid.UUID(job_id))
+        finally:
+            job_id_var.reset(token)
 
 
 async def _step(

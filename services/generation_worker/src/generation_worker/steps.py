@@ -154,6 +154,7 @@ async def _ensure_prediction(
             if (
                 candidate.input == wanted
                 and candidate.model == job.model
+                and candidate.id not in job.retired_prediction_ids  # an earlier run's
                 and not await ctx.jobs(jobs.prediction_claimed, candidate.id)
             ):
                 if await ctx.jobs(jobs.mark_running, job.id, candidate.id, "recovered"):
@@ -196,6 +197,18 @@ async def _deliver(
         )
 
     return list(await asyncio.gather(*(one(i, url) for i, url in enumerate(urls))))
+
+
+async def cancel_prediction(ctx: WorkerContext, job_id: uuid.UUID) -> None:
+    """The job was canceled (by its caller or its deadline): cancel its prediction at
+    Replicate now. A transient failure raises, so the message is retried."""
+    job = await ctx.jobs(jobs.load, job_id)
+    if job is None or job.status is not JobStatus.canceled or job.prediction_id is None:
+        return  # not canceled after all (retried meanwhile), or nothing started yet
+    try:
+        await ctx.replicate.cancel_prediction(job.prediction_id)
+    except PermanentError as exc:  # gone at Replicate, say: nothing left to cancel
+        log.info("could not cancel prediction %s: %s", job.prediction_id, describe(exc))
 
 
 async def _cancel_quietly(ctx: WorkerContext, prediction_id: str) -> None:

@@ -166,6 +166,10 @@ class MediaStorage(Protocol):
         """Open the object for streaming; raises MediaNotFound. Close the stream when done."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Remove the object; a key that is already gone is fine (deleting twice is safe)."""
+        ...
+
     async def presigned_url(self, key: str, expires_seconds: int) -> str | None:
         """A time-limited GET URL (S3), or None when the backend cannot make one (local)."""
         ...

@@ -107,6 +107,18 @@ class LocalMediaStorage:
             return {}
         return {k: v for k, v in raw.items() if isinstance(k, str) and isinstance(v, str)}
 
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            await anyio.to_thread.run_sync(self._delete_sync, path)
+        except OSError as exc:
+            raise StorageUnavailable(f"local media delete failed for {key!r}: {exc}") from exc
+
+    def _delete_sync(self, path: Path) -> None:
+        # Data first: once it is gone the key no longer exists, whatever happens to the sidecar.
+        path.unlink(missing_ok=True)
+        self._meta_path(path).unlink(missing_ok=True)
+
     async def presigned_url(self, key: str, expires_seconds: int) -> str | None:
         validate_key(key)
         return None

@@ -221,6 +221,10 @@ class S3MediaStorage:
 
         return MediaStream(ByteStream(read_chunk, release, map_error), content_type, size)
 
+    async def delete(self, key: str) -> None:
+        validate_key(key)  # S3 answers a missing key with success: deleting twice is safe
+        await self._call(lambda c: c.remove_object(self.bucket, key), key)
+
     async def presigned_url(self, key: str, expires_seconds: int) -> str | None:
         validate_key(key)
         if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:

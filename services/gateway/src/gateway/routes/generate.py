@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -16,7 +18,7 @@ from core.schemas.generation import (
 )
 from core.web import model_response
 from core.web_errors import error_responses, invalid
-from gateway.deps import GatewayDep
+from gateway.deps import Gateway, GatewayDep
 from gateway.urls import status_url
 
 router = APIRouter(tags=["generation"])
@@ -52,6 +54,20 @@ def deadline(cancel_after: str | None) -> datetime | None:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
+async def check_rate_limit(gateway: Gateway, owner_id: uuid.UUID) -> None:
+    limit = gateway.settings.gateway_rate_limit_per_minute
+    if limit == 0:
+        return
+    standing = await gateway.create_counter.submit(owner_id)
+    if standing.count > limit:
+        wait = max(1, math.ceil(standing.resets_in_seconds))
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail=f"Rate limit of {limit} creates per minute reached; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
 @router.post(
     "/generate",
     status_code=status.HTTP_202_ACCEPTED,
@@ -61,7 +77,9 @@ def deadline(cancel_after: str | None) -> datetime | None:
         (*AUTH_ERRORS, 413, 503),
         {
             409: "Idempotency-Key reused with another body",
-            422: "Invalid prompt, model, params or Idempotency-Key",
+            422: "Invalid prompt, model, params, Idempotency-Key or Cancel-After",
+            429: "Over GATEWAY_RATE_LIMIT_PER_MINUTE creates this minute: try again after "
+            "`Retry-After` seconds",
         },
     ),
 )
@@ -78,6 +96,7 @@ async def generate(
     if model not in settings.allowed_models:
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
+    await check_rate_limit(gateway, user.id)
     job = jobs.new_job(
         owner_id=user.id,
         request=body,
@@ -100,7 +119,7 @@ async def generate(
     url = status_url(request, accepted.job_id)
     headers = {"Location": url}
     if accepted.created:
-        gateway.relay.accepted(accepted.job_id)
+        gateway.relay.accepted(accepted.job_id, job.priority)
     else:
         headers["Idempotent-Replayed"] = "true"
     body_out = GenerateAccepted(job_id=accepted.job_id, status=accepted.status, status_url=url)

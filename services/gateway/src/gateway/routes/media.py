@@ -25,7 +25,11 @@ router = APIRouter(tags=["media"])
         307: {"description": "Redirect to a short-lived presigned URL"},
         **error_responses(
             (*AUTH_ERRORS, 422),
-            {404: "No such job or file for this caller", 503: "Database or storage unavailable"},
+            {
+                404: "No such job or file for this caller",
+                410: "The file expired (GATEWAY_MEDIA_TTL_SECONDS) and was deleted",
+                503: "Database or storage unavailable",
+            },
         ),
     },
 )
@@ -39,6 +43,10 @@ async def get_media(
         media = await jobs.media_file(session, job_id, user.id, index)
     if media is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"No file {index} for job {job_id}")
+    if media.expired:
+        raise HTTPException(
+            status.HTTP_410_GONE, detail=f"File {index} of job {job_id} expired and was deleted"
+        )
     settings, storage = gateway.settings, gateway.storage
     try:
         if settings.gateway_media_redirect:
