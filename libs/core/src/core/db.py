@@ -13,9 +13,11 @@ dispose them there: an asyncpg pool belongs to the loop that opened its connecti
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -34,10 +36,17 @@ class Database:
     # goes to the back of the line: under a steady overload a few requests wait for seconds.
     # asyncio.Semaphore has been fair since Python 3.11.
     gate: asyncio.Semaphore = field(repr=False)
+    # False behind a transaction pooler (DB_PREPARED_STATEMENT_CACHE=false): a session is then
+    # one transaction, committed when it ends.
+    autocommit: bool = True
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """Autocommit: every statement commits on its own."""
+        if not self.autocommit:
+            async with self.transaction() as session:
+                yield session
+            return
         async with self.gate, self.sessionmaker() as session:
             yield session
 
@@ -55,25 +64,41 @@ class Database:
         await self.engine.dispose()
 
 
+def _pooler_safe(connect_args: dict[str, Any]) -> dict[str, Any]:
+    """asyncpg's and SQLAlchemy's statement caches off, and a fresh name for every statement
+    SQLAlchemy prepares: a name cached on one server connection means nothing on the next."""
+    return {
+        **connect_args,
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4()}__",
+    }
+
+
 def create_database(settings: DatabaseSettings, *, application_name: str) -> Database:
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_connect_timeout_seconds,
+        "command_timeout": settings.db_statement_timeout_ms / 1000 or None,
+        "server_settings": {"application_name": application_name},
+    }
+    direct = settings.db_prepared_statement_cache
     engine = create_async_engine(
         settings.database_url,
-        isolation_level="AUTOCOMMIT",
+        # Behind a transaction pooler a statement outside a transaction may run on another
+        # server connection than the one that prepared it: every session is a transaction.
+        isolation_level="AUTOCOMMIT" if direct else "READ COMMITTED",
         pool_size=settings.db_pool_size,
         # No overflow: connections opened past the pool size are closed again on return, so a
         # sustained burst would pay a new connection (and its TLS probe) per request.
         max_overflow=0,
         pool_pre_ping=settings.db_pool_pre_ping,
         pool_recycle=600,
-        connect_args={
-            "timeout": settings.db_connect_timeout_seconds,
-            "command_timeout": settings.db_statement_timeout_ms / 1000 or None,
-            "server_settings": {"application_name": application_name},
-        },
+        connect_args=connect_args if direct else _pooler_safe(connect_args),
     )
     transactional = engine.execution_options(isolation_level="READ COMMITTED")
     return Database(
         engine=engine,
+        autocommit=direct,
         sessionmaker=async_sessionmaker(
             engine, class_=AsyncSession, expire_on_commit=False, autoflush=False
         ),

@@ -35,6 +35,11 @@ class DatabaseSettings(BaseServiceSettings):
     # of a read endpoint's throughput, and SQLAlchemy already drops the whole pool when it sees
     # a disconnect, so a database restart costs one failed request per pool without it.
     db_pool_pre_ping: bool = False
+    # false behind PgBouncer in transaction mode (or any pooler that hands a client's next
+    # statement to another server connection): no named prepared statements are reused, and
+    # each session runs as one transaction, the only span a transaction pooler keeps on one
+    # server connection. Costs a BEGIN and a COMMIT per session; direct connections keep it on.
+    db_prepared_statement_cache: bool = True
 
 
 class AuthSettings(DatabaseSettings):
