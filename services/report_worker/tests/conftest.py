@@ -103,8 +103,15 @@ async def add_pets(db: Database, pets: Sequence[tuple[str, str, datetime]]) -> l
 
 
 def worker_env(database_url: str, **extra: str) -> dict[str, str]:
-    """Environment for a `python -m report_worker` child process on the test database."""
-    return {"DATABASE_URL": database_url, "ENVIRONMENT": "test", "LOG_LEVEL": "INFO", **extra}
+    """Environment for a `python -m report_worker` child process on the test database (no
+    metrics port unless asked: replicas in one test would all want the default one)."""
+    return {
+        "DATABASE_URL": database_url,
+        "ENVIRONMENT": "test",
+        "LOG_LEVEL": "INFO",
+        "REPORT_METRICS_PORT": "0",
+        **extra,
+    }
 
 
 @pytest.fixture

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from core.db import Database
@@ -123,3 +125,38 @@ async def test_two_replicas_print_each_tick_exactly_once(
     assert max(counts.values()) == 1, f"a tick was printed twice: {counts}"
     stamps = sorted(int(datetime.fromisoformat(t + "+00:00").timestamp()) for t in counts)
     assert stamps == list(range(stamps[0], stamps[-1] + 1)), "a tick was missed"
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The report worker's metrics, sample name (with labels) -> value."""
+    body = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_show_the_last_report_for_an_alert(
+    db: Database, env_for: Any, insert_pets: Callable[..., Awaitable[Any]]
+) -> None:
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    await insert_pets([("Rex", "dog", moment), ("Tom", "cat", moment)])
+    port = free_port()
+    env = env_for(REPORT_INTERVAL_SECONDS="1", REPORT_METRICS_PORT=str(port))
+    started = time.time()
+    with run_process(["-m", "report_worker"], env) as proc:
+        printed = 'report_ticks_total{"outcome": "printed"}'
+
+        def reported() -> bool:
+            try:
+                return scrape(port).get(printed, 0) >= 1
+            except httpx.HTTPError:
+                return False  # not listening yet
+
+        wait_for(reported, proc)
+        metrics = scrape(port)
+        assert proc.stop() == 0
+    assert metrics["report_last_rows{}"] == 2
+    assert 0 < metrics["report_last_duration_seconds{}"] < 60
+    assert started <= metrics["report_last_success_timestamp_seconds{}"] <= time.time()

@@ -1,5 +1,5 @@
 """FastAPI wiring both APIs share: the database session dependency, health routes, and
-`install_common` (error handlers, request ids and access log, body size limit)."""
+`install_common` (error handlers, request ids and access log, body size limit, metrics)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db import Database
+from core.metrics import metrics_router
 from core.settings import BaseServiceSettings
 from core.web_errors import DB_UNAVAILABLE, error_responses, install_error_handlers
 from core.web_middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -90,3 +91,4 @@ def install_common(app: FastAPI, *, max_body_bytes: int) -> None:
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: it logs the 413s too
     app.include_router(health_router)
+    app.include_router(metrics_router)

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.logging import request_id_var
+from core.metrics import HTTP_REQUEST_DURATION, KNOWN_METHODS, UNMATCHED_ROUTE
 
 access_log = logging.getLogger("access")
 
@@ -20,8 +21,9 @@ _PATH_MAX_CHARS = 200
 
 class RequestContextMiddleware:
     """Tag each request with an id (X-Request-ID if the client sent one, else a new one),
-    return it in X-Request-ID, and log one JSON line per request: method, path (never the
-    query string, which may carry secrets), status and duration."""
+    return it in X-Request-ID, log one JSON line per request: method, path (never the
+    query string, which may carry secrets), status and duration, and count it in
+    `http_request_duration_seconds` by route template."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,6 +49,14 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            route = scope.get("route")  # set by the router: the template, /status/{job_id}
+            method = scope["method"]
+            HTTP_REQUEST_DURATION.labels(
+                method if method in KNOWN_METHODS else "other",
+                getattr(route, "path", UNMATCHED_ROUTE),
+                str(status),
+            ).observe(seconds)
             client = scope.get("client")
             access_log.info(
                 "%s %s %d",
@@ -57,7 +67,7 @@ class RequestContextMiddleware:
                     "method": scope["method"],
                     "path": scope["path"][:_PATH_MAX_CHARS],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(seconds * 1000, 2),
                     "client": client[0] if client else None,
                 },
             )

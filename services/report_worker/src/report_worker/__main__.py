@@ -10,6 +10,7 @@ import sys
 
 from core.db import create_database
 from core.logging import configure_logging, load_settings
+from core.metrics import serve_metrics
 from report_worker.clock import SystemClock
 from report_worker.settings import ReportWorkerSettings
 from report_worker.worker import ReportWorker
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings("report_worker", ReportWorkerSettings)
     configure_logging("report_worker", settings.log_level)
+    if not args.once:
+        serve_metrics(settings.report_metrics_port, service="report_worker")
     return asyncio.run(run(settings, once=args.once))
 
 

@@ -17,3 +17,5 @@ class ReportWorkerSettings(DatabaseSettings):
     report_page_size: int = Field(default=1000, ge=1, le=100_000)
     # First key of the (key, tick) advisory lock that elects one printing replica per tick.
     report_lock_key: int = Field(default=DEFAULT_LOCK_KEY, ge=-(2**31), le=2**31 - 1)
+    # Prometheus metrics at :PORT/metrics (last report's duration, rows, time); 0 = off.
+    report_metrics_port: int = Field(default=9192, ge=0, le=65535)

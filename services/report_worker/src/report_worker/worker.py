@@ -37,6 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.db import Database
+from report_worker import metrics
 from report_worker.clock import Clock
 from report_worker.errors import TRANSIENT_ERRORS, describe
 from report_worker.output import BatchedWriter
@@ -108,6 +109,12 @@ class ReportWorker:
         return True
 
     async def run_tick(self, tick: int) -> TickOutcome:
+        outcome = await self._run_tick(tick)
+        if outcome is not TickOutcome.printed:  # printed ones are counted as they finish
+            metrics.TICKS.labels(outcome.value).inc()
+        return outcome
+
+    async def _run_tick(self, tick: int) -> TickOutcome:
         started = time.perf_counter()
         tick_at = tick_time(tick, self._interval)
         window_end = tick_at + self._interval / 2
@@ -121,8 +128,11 @@ class ReportWorker:
                     return TickOutcome.skipped
                 hold_until = self._clock.now() + (window_end - db_now)
                 total = await self._print(conn, datetime.fromtimestamp(tick_at, UTC))
-                duration_ms = round((time.perf_counter() - started) * 1000)
-                logger.info("report printed", extra={**context, "pets": total, "ms": duration_ms})
+                seconds = time.perf_counter() - started
+                metrics.printed(total, seconds)
+                logger.info(
+                    "report printed", extra={**context, "pets": total, "ms": round(seconds * 1000)}
+                )
                 await self._clock.sleep_until(hold_until)  # see the module docstring
         except TRANSIENT_ERRORS as exc:
             logger.error("report failed: %s", describe(exc), extra=context)
