@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from prometheus_client import REGISTRY, generate_latest
 
 from core.replicate import (
     CreateOutcomeUnknown,
@@ -344,3 +345,41 @@ async def test_download_does_not_follow_redirects() -> None:
         assert caught.value.status == 302
     finally:
         server.shutdown()
+
+
+# -- metrics -------------------------------------------------------------------------------
+
+
+def calls(endpoint: str, status: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "replicate_request_duration_seconds_count", {"endpoint": endpoint, "status": status}
+    )
+    return value or 0.0
+
+
+async def test_calls_are_counted_by_endpoint_and_status_never_by_id(
+    client: ReplicateClient,
+) -> None:
+    before = {
+        key: calls(*key)
+        for key in [("create", "201"), ("get", "200"), ("get", "404"), ("download", "200")]
+    }
+    created = await client.create_prediction(model=FLUX, input=PROMPT, wait=5)
+    await client.get_prediction(created.id)
+    with pytest.raises(PermanentError):
+        await client.get_prediction("doesnotexist")
+    await client.download(created.output_urls()[0], max_bytes=10_000_000)
+    assert {key: calls(*key) - count for key, count in before.items()} == {
+        ("create", "201"): 1,
+        ("get", "200"): 1,
+        ("get", "404"): 1,
+        ("download", "200"): 1,
+    }
+
+    refused = calls("create", "error")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    async with ReplicateClient(base_url=nobody, api_token=TOKEN, connect_timeout=1) as offline:
+        with pytest.raises(TransientError):
+            await offline.create_prediction(model=FLUX, input=PROMPT)
+    assert calls("create", "error") == refused + 1
+    assert created.id not in generate_latest(REGISTRY).decode()

@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from core.storage import (
     InvalidMediaKey,
@@ -112,6 +113,19 @@ async def test_missing_key_raises_media_not_found(storage: MediaStorage) -> None
     with pytest.raises(MediaNotFound) as info:
         await storage.open_stream(k)
     assert info.value.key == k
+
+
+async def test_puts_are_measured_by_backend(storage: MediaStorage) -> None:
+    backend = "local" if isinstance(storage, LocalMediaStorage) else "s3"
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"backend": backend, **labels}) or 0.0
+
+    bytes_before = sample("storage_put_bytes_total")
+    puts_before = sample("storage_put_duration_seconds_count", outcome="ok")
+    await storage.put(key(), b"x" * 1234, "image/png")
+    assert sample("storage_put_bytes_total") == bytes_before + 1234
+    assert sample("storage_put_duration_seconds_count", outcome="ok") == puts_before + 1
 
 
 async def test_delete_removes_the_object_and_deleting_again_is_fine(

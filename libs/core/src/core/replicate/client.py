@@ -7,6 +7,7 @@ what each error means to a caller, in particular `CreateOutcomeUnknown` on creat
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+from prometheus_client import Histogram
 from pydantic import SecretStr, ValidationError
 
 from core.replicate.errors import (
@@ -253,7 +255,7 @@ class ReplicateClient:
         headers = {"User-Agent": self._headers["User-Agent"]}
         if self._sends_token_to(target):
             headers["Authorization"] = self._headers["Authorization"]
-        with _transport_errors():
+        with _measured("download") as outcome, _transport_errors():
             async with self._http.stream(
                 "GET",
                 target,
@@ -261,6 +263,7 @@ class ReplicateClient:
                 timeout=self._timeout if timeout is None else httpx.Timeout(timeout),
                 follow_redirects=False,
             ) as response:
+                outcome.append(str(response.status_code))
                 if not response.is_success:
                     await response.aread()
                     raise _status_error(response, create=False)
@@ -312,14 +315,16 @@ class ReplicateClient:
         create: bool = False,
     ) -> httpx.Response:
         url = path_or_url if "://" in path_or_url else self.base_url + path_or_url
-        with _transport_errors(create=create):
-            response = await self._http.request(
-                method,
-                url,
-                json=json,
-                headers={**self._headers, **(headers or {})},
-                timeout=timeout or self._timeout,
-            )
+        with _measured(_endpoint(method, httpx.URL(url).path)) as outcome:
+            with _transport_errors(create=create):
+                response = await self._http.request(
+                    method,
+                    url,
+                    json=json,
+                    headers={**self._headers, **(headers or {})},
+                    timeout=timeout or self._timeout,
+                )
+            outcome.append(str(response.status_code))
         if not response.is_success:
             raise _status_error(response, create=create)
         return response
@@ -331,6 +336,43 @@ class ReplicateClient:
         except ValidationError as exc:
             # A 2xx we cannot read (proxy page, truncated body): treat as a server hiccup.
             raise TransientError(f"unexpected prediction body from Replicate: {exc}") from exc
+
+
+# Calls to Replicate by endpoint (a template: never a prediction id) and HTTP status, or
+# "error" when no answer came (connection refused, timeout).
+REQUEST_DURATION = Histogram(
+    "replicate_request_duration_seconds",
+    "Calls to Replicate's API (and output downloads) by endpoint and status, with durations",
+    ["endpoint", "status"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+_ENDPOINTS = (
+    (re.compile(r"^/v1/models/[^/]+/[^/]+/predictions$"), "create"),
+    (re.compile(r"^/v1/deployments/[^/]+/[^/]+/predictions$"), "create"),
+    (re.compile(r"^/v1/predictions/[^/]+/cancel$"), "cancel"),
+    (re.compile(r"^/v1/predictions/[^/]+$"), "get"),
+    (re.compile(r"^/v1/predictions$"), "list"),
+    (re.compile(r"^/v1/webhooks/default/secret$"), "webhook_secret"),
+)
+
+
+def _endpoint(method: str, path: str) -> str:
+    for pattern, name in _ENDPOINTS:
+        if pattern.search(path):
+            return "create" if name == "list" and method == "POST" else name
+    return "other"
+
+
+@contextmanager
+def _measured(endpoint: str) -> Iterator[list[str]]:
+    """Time the block; it appends the HTTP status it got (none: the call failed)."""
+    outcome: list[str] = []
+    started = time.perf_counter()
+    try:
+        yield outcome
+    finally:
+        status = outcome[0] if outcome else "error"
+        REQUEST_DURATION.labels(endpoint, status).observe(time.perf_counter() - started)
 
 
 def _iso(moment: datetime) -> str:

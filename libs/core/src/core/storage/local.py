@@ -34,6 +34,7 @@ from core.storage.base import (
     StoredObject,
     validate_key,
 )
+from core.storage.metrics import measured_put
 
 TEMP_SUFFIX = ".tmp"
 
@@ -65,7 +66,8 @@ class LocalMediaStorage:
         )
         meta = json.dumps({"content_type": obj.content_type, "sha256": obj.sha256}).encode()
         try:
-            await anyio.to_thread.run_sync(self._write_sync, path, data, meta)
+            with measured_put("local", len(data)):
+                await anyio.to_thread.run_sync(self._write_sync, path, data, meta)
         except OSError as exc:  # disk full, I/O error, permissions: retry later
             raise StorageUnavailable(f"local media write failed for {key!r}: {exc}") from exc
         return obj

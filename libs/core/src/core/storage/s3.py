@@ -32,6 +32,7 @@ from core.storage.base import (
     StoredObject,
     validate_key,
 )
+from core.storage.metrics import measured_put
 from core.storage.settings import StorageSettings
 
 T = TypeVar("T")
@@ -181,17 +182,18 @@ class S3MediaStorage:
             sha256=hashlib.sha256(data).hexdigest(),
             content_type=content_type or DEFAULT_CONTENT_TYPE,
         )
-        await self._call(
-            lambda c: c.put_object(
-                self.bucket,
+        with measured_put("s3", len(data)):
+            await self._call(
+                lambda c: c.put_object(
+                    self.bucket,
+                    key,
+                    io.BytesIO(data),
+                    len(data),
+                    content_type=obj.content_type,
+                    metadata={SHA256_META: obj.sha256},
+                ),
                 key,
-                io.BytesIO(data),
-                len(data),
-                content_type=obj.content_type,
-                metadata={SHA256_META: obj.sha256},
-            ),
-            key,
-        )
+            )
         return obj
 
     async def open_stream(self, key: str) -> MediaStream:
