@@ -26,6 +26,7 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 PROCFILE = ROOT / "deploy" / "Procfile"
 
 INFRA = {"db", "rabbitmq", "minio"}
+MONITORING = {"prometheus", "grafana"}
 # compose service -> the image's command (ENTRYPOINT is `python -m`)
 APP_COMMANDS = {
     "migrate": ["alembic", "upgrade", "head"],
@@ -36,7 +37,7 @@ APP_COMMANDS = {
     "replicate-mock": ["replicate_mock"],
 }
 APP = set(APP_COMMANDS)
-LONG_RUNNING = (INFRA | APP) - {"migrate"}
+LONG_RUNNING = (INFRA | MONITORING | APP) - {"migrate"}
 MODULES = ["pet_api", "report_worker", "gateway", "generation_worker", "replicate_mock"]
 
 HEALTHY = "service_healthy"
@@ -44,6 +45,8 @@ DONE = "service_completed_successfully"
 DEPENDS_ON = {
     "db": {},
     "rabbitmq": {},
+    "prometheus": {},
+    "grafana": {"prometheus": HEALTHY},
     "minio": {},
     "replicate-mock": {},
     "migrate": {"db": HEALTHY},
@@ -64,11 +67,13 @@ PORTS = {
     "replicate-mock": {8002},
     "minio": {9000, 9001},
     "rabbitmq": {5672, 15672},
+    "prometheus": {9090},
+    "grafana": {3000},
 }
 HTTP_APIS = {"gateway": 8000, "pet-api": 8001, "replicate-mock": 8002}
 # The only credentials compose may spell out: the development defaults documented in
 # compose.yaml's header (each one overridable through ${VAR:-default}).
-DEV_DEFAULTS = {"postgres", "app", "minioadmin", "mock-token"}
+DEV_DEFAULTS = {"postgres", "app", "minioadmin", "mock-token", "admin"}
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|_PASS$|_KEY$")
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?\}")
 
@@ -137,7 +142,7 @@ def strings(node: Any) -> Iterator[tuple[str, str]]:
 
 
 def test_every_service_is_defined(services: dict[str, Any]) -> None:
-    assert set(services) == INFRA | APP
+    assert set(services) == INFRA | MONITORING | APP
 
 
 def test_app_services_share_one_image_and_build(services: dict[str, Any]) -> None:
@@ -152,7 +157,7 @@ def test_app_services_share_one_image_and_build(services: dict[str, Any]) -> Non
 
 
 def test_infrastructure_images_are_pinned(services: dict[str, Any]) -> None:
-    for name in INFRA:
+    for name in INFRA | MONITORING:
         image = services[name]["image"]
         repo, _, tag = image.rpartition(":")
         assert repo, image
@@ -194,7 +199,7 @@ def test_apis_listen_on_all_interfaces_inside_the_container(services: dict[str, 
 
 def test_healthchecks(services: dict[str, Any]) -> None:
     with_check = {name for name, svc in services.items() if svc.get("healthcheck")}
-    assert with_check == INFRA | set(HTTP_APIS)
+    assert with_check == INFRA | MONITORING | set(HTTP_APIS)
     assert "pg_isready" in services["db"]["healthcheck"]["test"]
     assert "rabbitmq-diagnostics" in services["rabbitmq"]["healthcheck"]["test"]
     assert services["minio"]["healthcheck"]["test"][1:] == ["mc", "ready", "local"]
