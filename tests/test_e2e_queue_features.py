@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 
 import httpx
+import pika
 import pytest
 from sqlalchemy import text
 
@@ -117,3 +118,34 @@ async def test_the_rate_limit_holds_across_two_gateways(
     assert [a.status_code for a in answers] == [202, 202, 202, 202, 429, 429]
     assert 1 <= int(answers[-1].headers["Retry-After"]) <= 60
     assert "4 creates per minute" in answers[-1].json()["detail"]
+
+
+async def test_jobs_run_on_quorum_queues(
+    db: Database, own_broker_url: str, start_gateway: Starter, start_worker: Starter
+) -> None:
+    # A vhost of its own: the other tests' classic queues cannot be redeclared as quorum.
+    quorum_url = own_broker_url
+    settings = {"BROKER_URL": quorum_url, "BROKER_QUORUM_QUEUES": "true"}
+    with start_gateway(**settings) as gateway, start_worker(**settings):
+        http = await login(db, gateway.base_url)
+        job_id = http.post("/generate", json={"prompt": "replicated", "priority": "high"}).json()[
+            "job_id"
+        ]
+        status = wait_for_status(http, job_id, {"succeeded", "failed"})
+    assert status["status"] == "succeeded", status["last_error"]
+    connection = pika.BlockingConnection(pika.URLParameters(quorum_url))
+    try:
+        channel = connection.channel()
+        for queue in ("generation", "generation.DQ", "generation_poll", "generation_poll.DQ"):
+            # Redeclaring with the same arguments succeeds only if the queue is a quorum queue.
+            channel.queue_declare(
+                queue,
+                durable=True,
+                arguments={
+                    "x-queue-type": "quorum",
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": queue.removesuffix(".DQ") + ".XQ",
+                },
+            )
+    finally:
+        connection.close()

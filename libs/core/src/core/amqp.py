@@ -93,10 +93,12 @@ class AmqpPublisher:
                 await self._channel.declare_queue(
                     name, durable=True, arguments=arguments, timeout=self._timeout
                 )
+            # The dead-letter queue is of the same type (a quorum XQ for quorum queues).
+            same_type = {k: v for k, v in arguments.items() if k == "x-queue-type"}
             await self._channel.declare_queue(
                 xq_name(queue_name),
                 durable=True,
-                arguments={"x-message-ttl": DEAD_MESSAGE_TTL_MS},
+                arguments={"x-message-ttl": DEAD_MESSAGE_TTL_MS, **same_type},
                 timeout=self._timeout,
             )
             self._declared.add(queue_name)

@@ -91,7 +91,11 @@ def queue_arguments(settings: BrokerSettings) -> Callable[[str], dict[str, Any]]
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": xq_name(queue_name),
         }
-        if queue_name == GENERATION_QUEUE:
+        if settings.broker_quorum_queues:
+            # Quorum queues take no x-max-priority: RabbitMQ 4 still serves high-priority
+            # messages first (two levels, without starving the rest), RabbitMQ 3 ignores it.
+            declared["x-queue-type"] = "quorum"
+        elif queue_name == GENERATION_QUEUE:
             declared["x-max-priority"] = MAX_PRIORITY
         return declared
 

@@ -84,6 +84,10 @@ class BrokerSettings(BaseServiceSettings):
     retry_min_backoff_ms: int = Field(default=1_000, ge=1)
     retry_max_backoff_ms: int = Field(default=300_000, ge=1, le=1_500_000)
     actor_time_limit_ms: int = Field(default=600_000, ge=1_000)
+    # Declare the queues as quorum queues (replicated over a RabbitMQ cluster; a message
+    # survives the loss of a minority of nodes). Classic queues otherwise. Every process must
+    # agree: RabbitMQ refuses to redeclare a queue as another type.
+    broker_quorum_queues: bool = False
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> BrokerSettings:

@@ -48,5 +48,5 @@ async def db(session_db: Database) -> Database:
 
 
 from testkit.pgbouncer import pgbouncer_url  # noqa: E402,F401
-from testkit.rabbit import broker_url  # noqa: E402,F401
+from testkit.rabbit import broker_url, own_broker_url  # noqa: E402,F401
 from testkit.s3 import moto_s3  # noqa: E402,F401

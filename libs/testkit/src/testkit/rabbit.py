@@ -7,6 +7,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -18,8 +19,9 @@ def _ctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="session")
-def broker_url() -> Iterator[str]:
+@contextmanager
+def fresh_vhost() -> Iterator[str]:
+    """The URL of a new, empty virtual host; deleted (with its queues) afterwards."""
     vhost = f"test-{uuid.uuid4().hex[:10]}"
     _ctl("add_vhost", vhost)
     try:
@@ -27,3 +29,16 @@ def broker_url() -> Iterator[str]:
         yield f"amqp://guest:guest@{RABBIT_HOST}/{quote(vhost, safe='')}"
     finally:
         _ctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    with fresh_vhost() as url:
+        yield url
+
+
+@pytest.fixture
+def own_broker_url() -> Iterator[str]:
+    """A vhost for this test alone (e.g. queues declared with other arguments)."""
+    with fresh_vhost() as url:
+        yield url
