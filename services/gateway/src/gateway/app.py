@@ -16,8 +16,9 @@ from core.messaging import create_publisher
 from core.storage import create_storage
 from core.web import install_common
 from gateway.deps import Gateway, job_intake
+from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
-from gateway.routes import generate, jobs, media
+from gateway.routes import events, generate, jobs, media
 from gateway.settings import GatewaySettings
 
 DESCRIPTION = """
@@ -25,7 +26,9 @@ Queue image generation jobs and follow them to the end.
 
 1. `POST /auth/token` (form fields `username`, `password`) for a bearer token.
 2. `POST /generate` with a prompt: **202** with the job id and its status URL.
-3. `GET /status/{job_id}` until `status` is `succeeded`, `failed` or `canceled`.
+3. `GET /status/{job_id}` until `status` is `succeeded`, `failed` or `canceled`; or follow
+   `GET /jobs/{job_id}/events` (Server-Sent Events), or send `Prefer: wait` with the POST to
+   get the finished job in its answer.
 4. `GET /media/{job_id}/{index}` for each file.
 
 A 202 means the job is stored durably: it reaches a terminal state even if the broker or a
@@ -72,15 +75,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         publisher = create_publisher(settings)
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
+        changes = JobChanges(settings, application_name="gateway-job-changes")
         app.state.db = db  # what core's shared routes and dependencies read
-        app.state.gateway = Gateway(settings, db, relay, storage, job_intake(db))
+        app.state.gateway = Gateway(settings, db, relay, storage, job_intake(db), changes)
         relaying = asyncio.create_task(relay.run(), name="outbox-relay")
+        listening = asyncio.create_task(changes.run(), name="job-changes")
         try:
             yield
         finally:
-            relaying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relaying
+            changes.close()  # (already done by `python -m gateway` before connections drain)
+            for task in (relaying, listening):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await publisher.close()
             await storage.close()
             await db.dispose()
@@ -97,5 +104,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_auth(app, settings)
     app.include_router(generate.router)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(media.router)
     return app

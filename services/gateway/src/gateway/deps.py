@@ -11,6 +11,7 @@ from core import jobs
 from core.batching import Batcher, statement_batcher
 from core.db import Database
 from core.storage import MediaStorage
+from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
 
@@ -25,6 +26,8 @@ class Gateway:
     storage: MediaStorage
     # POST /generate's INSERTs: the jobs of concurrent requests go in one statement.
     intake: Batcher[jobs.NewJob, bool]
+    # Wakes event streams and `Prefer: wait` requests when their job changes (any process).
+    changes: JobChanges
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:

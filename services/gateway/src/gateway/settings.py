@@ -22,6 +22,9 @@ class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
     gateway_sweep_interval_seconds: float = Field(default=5.0, gt=0)
     gateway_unpublished_grace_seconds: float = Field(default=5.0, ge=0)
     gateway_stale_job_seconds: float = Field(default=900.0, gt=0)
+    # GET /jobs/{id}/events: a comment line this often while nothing happens, so proxies and
+    # clients see a live connection (and a vanished client is noticed).
+    gateway_events_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
     # GET /media: redirect to a presigned S3 URL instead of streaming through the gateway.
     gateway_media_redirect: bool = False
 
