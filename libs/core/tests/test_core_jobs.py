@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 
@@ -107,7 +108,7 @@ async def test_get_returns_a_job_with_its_media_to_its_owner_only(db: Database) 
 
     assert hidden is None
     assert found is not None
-    job, media = found
+    job, media, _ = found
     assert job.status is JobStatus.succeeded
     assert [m.index for m in media] == [0, 1]
     assert media[0] == files[1]
@@ -325,3 +326,110 @@ async def test_jobs_stored_together_keep_their_order_and_keys(db: Database) -> N
     assert [job.id for job in page.items] == [batch[3].id, batch[1].id, batch[0].id]
     for job in (batch[0], batch[1], batch[3]):
         assert await events(db, job.id) == [("created", None, "queued", None, None)]
+
+
+async def queued_job(db: Database, owner: uuid.UUID, priority: str) -> uuid.UUID:
+    request = GenerateRequest.model_validate({"prompt": "a fox", "priority": priority})
+    return (await create(db, owner, request)).job_id
+
+
+async def test_queue_position_counts_higher_priorities_then_older_jobs(db: Database) -> None:
+    alice, bob = await new_user(db, "alice"), await new_user(db, "bob")
+    normal_1 = await queued_job(db, alice, "normal")
+    low = await queued_job(db, bob, "low")
+    normal_2 = await queued_job(db, bob, "normal")
+    high = await queued_job(db, alice, "high")
+    normal_3 = await queued_job(db, alice, "normal")
+    owners = {normal_1: alice, low: bob, normal_2: bob, high: alice, normal_3: alice}
+
+    async def positions() -> dict[uuid.UUID, int | None]:
+        async with db.session() as session:
+            views = [await jobs.get(session, job, owner) for job, owner in owners.items()]
+        return {view.job.id: view.queue_position for view in views if view is not None}
+
+    # Every caller's queued jobs count: the workers share one queue.
+    assert await positions() == {high: 0, normal_1: 1, normal_2: 2, normal_3: 3, low: 4}
+    async with db.session() as session:
+        await jobs.mark_running(session, high, "p-high", "created")
+        await jobs.cancel(session, normal_1, alice)
+    assert await positions() == {high: None, normal_1: None, normal_2: 0, normal_3: 1, low: 2}
+
+
+async def test_watched_gives_the_history_after_an_entry_from_one_snapshot(db: Database) -> None:
+    alice, bob = await new_user(db, "alice"), await new_user(db, "bob")
+    job_id = await new_job(db, alice)
+    async with db.session() as session:
+        fresh = await jobs.watched(session, job_id, alice, None)
+        await jobs.begin_attempt(session, job_id)
+        await jobs.mark_running(session, job_id, "p1", "created")
+        later = await jobs.watched(
+            session, job_id, alice, None if fresh is None else fresh.last_event_id
+        )
+        hidden = await jobs.watched(session, job_id, bob, None)
+    assert hidden is None
+    assert fresh is not None
+    assert later is not None
+    assert fresh.events == []  # no resume point: the state only
+    assert fresh.view.job.status is JobStatus.queued
+    assert fresh.view.queue_position == 0
+    assert [(e.kind, e.from_status, e.to_status, e.attempt) for e in later.events] == [
+        ("attempt", None, None, 1),
+        ("state", JobStatus.queued, JobStatus.running, None),
+    ]
+    assert fresh.last_event_id is not None
+    assert fresh.last_event_id < later.events[0].id < later.events[1].id == later.last_event_id
+    assert later.view.job.status is JobStatus.running
+    assert later.view.queue_position is None
+
+
+async def test_progress_is_written_only_when_it_changed(db: Database) -> None:
+    owner = await new_user(db)
+    job_id = await new_job(db, owner)
+    async with db.session() as session:
+        await jobs.record_progress(session, job_id, "Using seed: 1\n", None)  # not running yet
+        before = await jobs.load(session, job_id)
+        await jobs.mark_running(session, job_id, "p1", "created")
+        await jobs.record_progress(session, job_id, "x" * 5000 + " 50%| 2/4", 0.5)
+        first = await jobs.load(session, job_id)
+        await jobs.record_progress(session, job_id, "x" * 5000 + " 50%| 2/4", 0.5)
+        again = await jobs.load(session, job_id)
+    assert before is not None
+    assert before.logs is None
+    assert first is not None
+    assert again is not None
+    assert first.logs is not None
+    assert len(first.logs) == jobs.LOGS_MAX
+    assert first.logs.endswith(" 50%| 2/4")
+    assert first.progress == 0.5
+    assert again.updated_at == first.updated_at  # the same logs again: no write
+    assert await events(db, job_id) == [
+        ("created", None, "queued", None, None),
+        ("state", "queued", "running", None, "prediction p1 (created)"),
+    ]  # logs are not history
+
+
+async def test_only_changes_a_caller_sees_notify_job_changed(
+    db: Database, database_url: str
+) -> None:
+    """The trigger of migration 0006: status, logs, progress and last_error, once each."""
+    notified: asyncio.Queue[str] = asyncio.Queue()
+    listener = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    await listener.add_listener("job_changed", lambda *args: notified.put_nowait(args[3]))
+    try:
+        owner = await new_user(db)
+        job_id = await new_job(db, owner)
+        async with db.session() as session:
+            await jobs.mark_enqueued(session, [job_id], "test")  # silent
+            await jobs.begin_attempt(session, job_id)  # silent: attempts only
+            await jobs.record_error(session, job_id, "boom", 1)  # 1
+            await jobs.mark_running(session, job_id, "p1", "created")  # 2
+            await jobs.record_progress(session, job_id, "10%", 0.1)  # 3
+            await jobs.record_progress(session, job_id, "10%", 0.1)  # unchanged: silent
+            await jobs.touch(session, job_id)  # silent
+            await jobs.mark_failed(session, job_id, "bad")  # 4
+            await session.execute(text("SELECT pg_notify('job_changed', 'marker')"))
+        async with asyncio.timeout(10):  # the marker comes last: nothing else is on its way
+            received = [await notified.get() for _ in range(5)]
+    finally:
+        await listener.close()
+    assert received == [str(job_id)] * 4 + ["marker"]

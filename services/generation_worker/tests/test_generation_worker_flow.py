@@ -4,6 +4,7 @@ redelivery and cancellation."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -293,3 +294,32 @@ async def test_recovery_never_adopts_another_jobs_prediction(
     job_b, _, _ = await load(db, second)
     assert job_a.status == job_b.status == "succeeded"
     assert job_a.prediction_id != job_b.prediction_id
+
+
+async def test_polls_record_the_running_predictions_logs_and_progress(
+    ctx: WorkerContext, db: Database, mock: MockControl
+) -> None:
+    mock.faults(latency_seconds=4)  # processing for 3 s: four steps of 0.75 s
+    job_id = await create_job(db, num_inference_steps=4)
+    outcome = await advance(ctx, job_id, is_retry=False)
+    seen: list[tuple[str | None, float | None]] = []
+    polls = 0
+    while isinstance(outcome, Poll):
+        async with db.session() as session:
+            job = await session.get(Job, job_id)
+            assert job is not None
+            if job.status == "running":
+                seen.append((job.logs, job.progress))
+        await asyncio.sleep(outcome.delay_seconds)  # as the delayed poll message would
+        polls += 1
+        outcome = await advance(ctx, job_id, is_retry=False, polls=polls, is_poll=True)
+    assert outcome == Done()
+    progress = [p for _, p in seen if p is not None]
+    assert progress == sorted(progress)  # it only grows
+    assert len(set(progress)) >= 2, seen  # and was seen growing while running
+    assert all(p in (0.0, 0.25, 0.5, 0.75, 1.0) for p in progress)
+    logs = [text for text, _ in seen if text is not None]
+    assert logs
+    assert all(text.startswith("Using seed: ") for text in logs)
+    job, _, _ = await load(db, job_id)
+    assert job.status == "succeeded"

@@ -1,10 +1,11 @@
-"""Pure logic: output host allow-list, image sniffing, backoff and poll spacing."""
+"""Pure logic: output host allow-list, image sniffing, backoff, poll spacing and progress."""
 
 from __future__ import annotations
 
 import pytest
 
 from generation_worker.download import host_allowed, sniff_image
+from generation_worker.progress import progress_of
 from generation_worker.settings import WorkerSettings
 from generation_worker.steps import backoff_seconds, poll_delay
 
@@ -66,3 +67,30 @@ def test_polls_slow_down_to_the_cap() -> None:
     )
     delays = [poll_delay(settings, n) for n in range(6)]
     assert delays == [1.0, 1.5, 2.25, 3.375, 4.0, 4.0]
+
+
+@pytest.mark.parametrize(
+    ("logs", "progress"),
+    [
+        (None, None),
+        ("", None),
+        ("Using seed: 42\n", None),
+        ("Using seed: 42\n  0%|          | 0/4 [00:00<?, ?it/s]\n", 0.0),
+        (
+            "Using seed: 42\n  0%|          | 0/4 [00:00<?, ?it/s]\n"
+            " 25%|██▌       | 1/4 [00:00<00:01,  2.56it/s]\n"
+            " 50%|█████     | 2/4 [00:00<00:00,  2.73it/s]\n",
+            0.5,
+        ),
+        # tqdm redrawing its line with carriage returns
+        ("  0%|    | 0/28 [00:00<?, ?it/s]\r 46%|███ | 13/28 [00:03<00:04,  3.4it/s]", 13 / 28),
+        ("step 3/4\nTotal safe images: 1 out of 1\n", 0.75),  # the last marker counts
+        ("loading 2024/01/02 weights\n", None),  # a date is no step count
+        ("progress: 37.5%\n", 0.375),
+        ("7/0 steps, 150%\n", None),  # impossible values are ignored
+    ],
+)
+def test_progress_is_the_last_step_marker_of_the_logs(
+    logs: str | None, progress: float | None
+) -> None:
+    assert progress_of(logs) == progress

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -15,8 +15,10 @@ from pydantic import ValidationError
 
 from core.webhooks import decode_secret, generate_secret
 from replicate_mock.app import create_app
+from replicate_mock.inputs import validate_flux_input
 from replicate_mock.settings import MockSettings
 from replicate_mock.state import version_id
+from replicate_mock.store import PredictionRecord
 
 TOKEN = "mock-token"
 FLUX = "black-forest-labs/flux-schnell"
@@ -524,3 +526,37 @@ def test_retry_delays_parse() -> None:
     settings = MockSettings(replicate_mock_webhook_retry_delays_seconds=" 0.5, 1 ,2")
     assert settings.webhook_retry_delays == (0.5, 1.0, 2.0)
     assert MockSettings().webhook_retry_delays == (1, 2, 4, 8, 16, 32)
+
+
+def test_processing_logs_show_denoising_progress_like_cog_flux() -> None:
+    params, errors = validate_flux_input({"prompt": "a fox", "num_inference_steps": 4})
+    assert params is not None, errors
+    start = datetime(2026, 12, 2, 10, 0, 0, tzinfo=UTC)
+    record = PredictionRecord(
+        id="p",
+        seq=1,
+        model=FLUX,
+        version="hidden",
+        input={"prompt": "a fox"},
+        params=params,
+        seed=42,
+        created_at=start - timedelta(seconds=1),
+        started_at=start,
+        completed_at=start + timedelta(seconds=4),
+    )
+
+    def logs_at(seconds: float) -> str:
+        body = record.to_json(
+            start + timedelta(seconds=seconds), api_base="http://m", files_base="http://m"
+        )
+        logs: str = body["logs"]
+        return logs
+
+    assert logs_at(0.5) == "Using seed: 42\n  0%|          | 0/4 [00:00<?, ?it/s]\n"
+    assert logs_at(2.5).splitlines()[-1] == " 50%|█████     | 2/4 [00:02<00:02,  1.00it/s]"
+    done = logs_at(5).splitlines()
+    assert done[-2:] == [
+        "100%|██████████| 4/4 [00:04<00:00,  1.00it/s]",
+        "Total safe images: 1 out of 1",
+    ]
+    assert len(done) == 1 + 5 + 1  # the seed, 0/4 to 4/4, the summary

@@ -20,9 +20,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import DateTime, Table, bindparam, column, select, text
+from sqlalchemy import BigInteger, DateTime, Float, Table, bindparam, column, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.sql.elements import BindParameter, TextClause
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -264,31 +264,129 @@ async def replayed(session: AsyncSession, job: NewJob) -> Accepted:
     return Accepted(existing.id, existing.status, created=False)
 
 
-_GET = _statement(
-    f"""
-    SELECT {_JOB_COLUMNS}, coalesce(
+# The queued jobs the workers take before a queued job: higher priorities first, then the same
+# priority by age (ix_jobs_queued_priority_created_at answers both counts). Approximate: a
+# worker holds a few messages ahead of their turn, and a queued job waiting for a retry counts.
+_HIGHER_PRIORITIES = " ".join(
+    f"WHEN '{p.value}' THEN ARRAY[{', '.join(repr(q.value) for q in Priority if q.amqp > p.amqp)}]"
+    f"::text[]"
+    for p in Priority
+)
+_QUEUE_POSITION = f"""
+    CASE WHEN jobs.status = 'queued' THEN (
+        SELECT count(*) FROM jobs ahead
+        WHERE ahead.status = 'queued'
+          AND ahead.priority = ANY(CASE jobs.priority {_HIGHER_PRIORITIES} END)
+    ) + (
+        SELECT count(*) FROM jobs ahead
+        WHERE ahead.status = 'queued'
+          AND ahead.priority = jobs.priority AND ahead.created_at < jobs.created_at
+    ) END"""  # noqa: S608 - constants only
+# What GET /status shows of a job: its columns, its files and its place in the queue.
+_VIEW_COLUMNS = f"""
+    {_JOB_COLUMNS},
+    coalesce(
         (SELECT jsonb_agg(jsonb_build_object(
                     'index', m.index, 'storage_key', m.storage_key,
                     'content_type', m.content_type, 'size_bytes', m.size_bytes,
                     'sha256', m.sha256, 'source_url', m.source_url,
                     'expired', m.expired_at IS NOT NULL) ORDER BY m.index)
          FROM job_media m WHERE m.job_id = jobs.id),
-        '[]'::jsonb) AS media
-    FROM jobs WHERE jobs.id = :id AND jobs.owner_id = :owner_id
-    """,  # noqa: S608 - only column names are formatted in
+        '[]'::jsonb) AS media,
+    {_QUEUE_POSITION} AS queue_position"""  # noqa: S608 - column names and constants only
+_VIEW_RESULT = (*JOBS.c, column("media", JSONB), column("queue_position", BigInteger))
+_GET = _statement(
+    f"SELECT {_VIEW_COLUMNS} FROM jobs WHERE jobs.id = :id AND jobs.owner_id = :owner_id",  # noqa: S608 - only column names and constants are formatted in
     _ID,
     _OWNER,
-).columns(*JOBS.c, column("media", JSONB))
+).columns(*_VIEW_RESULT)
 
 
-async def get(
-    session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID
-) -> tuple[JobRow, list[MediaFile]] | None:
-    """A caller's job with its stored files, in one round trip; None if it is not theirs."""
+class JobView(NamedTuple):
+    """A job as its caller sees it (GET /status): the row, its stored files, and while queued
+    how many queued jobs go before it."""
+
+    job: JobRow
+    media: list[MediaFile]
+    queue_position: int | None = None
+
+
+def _view(row: Any) -> JobView:
+    return JobView(_job(row), [MediaFile(**m) for m in row.media], row.queue_position)
+
+
+async def get(session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID) -> JobView | None:
+    """A caller's job with its stored files and queue position, in one round trip; None if it
+    is not theirs."""
     row = (await session.execute(_GET, {"id": job_id, "owner_id": owner_id})).first()
+    return None if row is None else _view(row)
+
+
+@dataclass(frozen=True, slots=True)
+class JobEventRow:
+    """One entry of a job's history (`job_events`): ids grow in the order a job's changes
+    commit, since every change that records one holds the job's row lock."""
+
+    id: int
+    kind: str
+    from_status: JobStatus | None
+    to_status: JobStatus | None
+    attempt: int | None
+    detail: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A job as GET /status shows it, with the history entries after a given one and the id
+    of its newest entry, all from one snapshot."""
+
+    view: JobView
+    events: list[JobEventRow]
+    last_event_id: int | None
+
+
+_WATCHED = _statement(
+    f"""
+    SELECT {_VIEW_COLUMNS},
+        coalesce(
+            (SELECT jsonb_agg(jsonb_build_object(
+                        'id', e.id, 'kind', e.kind, 'from_status', e.from_status,
+                        'to_status', e.to_status, 'attempt', e.attempt, 'detail', e.detail,
+                        'created_at', e.created_at) ORDER BY e.id)
+             FROM job_events e WHERE e.job_id = jobs.id AND e.id > :after),
+            '[]'::jsonb) AS events,
+        (SELECT max(e.id) FROM job_events e WHERE e.job_id = jobs.id) AS last_event_id
+    FROM jobs WHERE jobs.id = :id AND jobs.owner_id = :owner_id
+    """,  # noqa: S608 - only column names and constants are formatted in
+    _ID,
+    _OWNER,
+    bindparam("after", type_=BigInteger),
+).columns(*_VIEW_RESULT, column("events", JSONB), column("last_event_id", BigInteger))
+
+
+def _event(entry: dict[str, Any]) -> JobEventRow:
+    return JobEventRow(
+        id=entry["id"],
+        kind=entry["kind"],
+        from_status=None if entry["from_status"] is None else JobStatus(entry["from_status"]),
+        to_status=None if entry["to_status"] is None else JobStatus(entry["to_status"]),
+        attempt=entry["attempt"],
+        detail=entry["detail"],
+        created_at=datetime.fromisoformat(entry["created_at"]),
+    )
+
+
+async def watched(
+    session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID, after_event: int | None
+) -> Watched | None:
+    """A caller's job (as `get`) and its history entries after `after_event` (none when it is
+    None), in one round trip; None if it is not theirs (or no longer exists)."""
+    params = {"id": job_id, "owner_id": owner_id, "after": after_event}
+    row = (await session.execute(_WATCHED, params)).first()
     if row is None:
         return None
-    return _job(row), [MediaFile(**m) for m in row.media]
+    return Watched(_view(row), [_event(e) for e in row.events], row.last_event_id)
 
 
 async def list_page(
@@ -711,6 +809,29 @@ async def touch(session: AsyncSession, job_id: uuid.UUID) -> None:
     """Show the stale-job scan that a long prediction is still watched (once a minute at most,
     so a poll writes nothing most of the time)."""
     await session.execute(_TOUCH, {"id": job_id, "every": TOUCH_EVERY.total_seconds()})
+
+
+LOGS_MAX = 4000  # characters: the tail of a running prediction's logs kept on the job
+
+_RECORD_PROGRESS = _statement(
+    """
+    UPDATE jobs SET logs = :logs, progress = :progress, updated_at = now()
+    WHERE id = :id AND status = 'running'
+      AND (logs IS DISTINCT FROM :logs OR progress IS DISTINCT FROM :progress)
+    """,
+    _ID,
+    bindparam("progress", type_=Float),
+)
+
+
+async def record_progress(
+    session: AsyncSession, job_id: uuid.UUID, logs: str | None, progress: float | None
+) -> None:
+    """The running prediction's logs (their tail) and the progress they show; writes (and so
+    notifies followers) only when either changed. No history entry: logs are not a change of
+    state, and a long prediction would flood it."""
+    tail = None if logs is None else logs[-LOGS_MAX:]
+    await session.execute(_RECORD_PROGRESS, {"id": job_id, "logs": tail, "progress": progress})
 
 
 _MARK_FAILED = _statement(

@@ -17,8 +17,9 @@ from core.storage import create_storage
 from core.web import install_common
 from gateway.deps import Gateway, create_counter, job_intake
 from gateway.housekeeping import Housekeeper
+from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
-from gateway.routes import generate, jobs, media
+from gateway.routes import events, generate, jobs, media
 from gateway.settings import GatewaySettings
 
 DESCRIPTION = """
@@ -26,7 +27,9 @@ Queue image generation jobs and follow them to the end.
 
 1. `POST /auth/token` (form fields `username`, `password`) for a bearer token.
 2. `POST /generate` with a prompt: **202** with the job id and its status URL.
-3. `GET /status/{job_id}` until `status` is `succeeded`, `failed` or `canceled`.
+3. `GET /status/{job_id}` until `status` is `succeeded`, `failed` or `canceled`; or follow
+   `GET /jobs/{job_id}/events` (Server-Sent Events), or send `Prefer: wait` with the POST to
+   get the finished job in its answer.
 4. `GET /media/{job_id}/{index}` for each file.
 
 A 202 means the job is stored durably: it reaches a terminal state even if the broker or a
@@ -73,18 +76,21 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         publisher = create_publisher(settings)
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
+        changes = JobChanges(settings, application_name="gateway-job-changes")
         app.state.db = db  # what core's shared routes and dependencies read
         app.state.gateway = Gateway(
-            settings, db, relay, publisher, storage, job_intake(db), create_counter(db)
+            settings, db, relay, publisher, storage, job_intake(db), create_counter(db), changes
         )
         housekeeper = Housekeeper(db, publisher, storage, settings)
         background = [
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(housekeeper.run(), name="housekeeping"),
+            asyncio.create_task(changes.run(), name="job-changes"),
         ]
         try:
             yield
         finally:
+            changes.close()  # (already done by `python -m gateway` before connections drain)
             for task in background:
                 task.cancel()
             for task in background:
@@ -106,5 +112,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_auth(app, settings)
     app.include_router(generate.router)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(media.router)
     return app

@@ -13,6 +13,7 @@ from core.amqp import AmqpPublisher
 from core.batching import Batcher, statement_batcher
 from core.db import Database
 from core.storage import MediaStorage
+from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
 
@@ -30,6 +31,8 @@ class Gateway:
     intake: Batcher[jobs.NewJob, bool]
     # POST /generate's rate-limit counts, likewise.
     create_counter: Batcher[uuid.UUID, rate_limits.Standing]
+    # Wakes event streams and `Prefer: wait` requests when their job changes (any process).
+    changes: JobChanges
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:

@@ -31,6 +31,9 @@ class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
     # Generated media are deleted from storage this long after they were stored (their status
     # then says `expired`, GET /media answers 410); 0 keeps them forever.
     gateway_media_ttl_seconds: float = Field(default=0, ge=0)
+    # GET /jobs/{id}/events: a comment line this often while nothing happens, so proxies and
+    # clients see a live connection (and a vanished client is noticed).
+    gateway_events_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
     # GET /media: redirect to a presigned S3 URL instead of streaming through the gateway.
     gateway_media_redirect: bool = False
 

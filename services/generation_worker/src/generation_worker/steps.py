@@ -21,6 +21,7 @@ from core.replicate import PermanentError, Prediction, PredictionFailed, Transie
 from core.schemas.generation import JobStatus
 from core.storage import StorageUnavailable, media_key
 from generation_worker.download import OutputRejected, download_image
+from generation_worker.progress import progress_of
 from generation_worker.resources import WorkerContext
 from generation_worker.settings import WorkerSettings
 
@@ -91,6 +92,7 @@ async def advance(
         if prediction is None:
             return Done()
         if not prediction.is_terminal:
+            await _record_progress(ctx, job, prediction)
             if datetime.now(UTC) - job.updated_at > jobs.TOUCH_EVERY:
                 await ctx.jobs(jobs.touch, job_id)
             return Poll(poll_delay(ctx.settings, polls))
@@ -122,6 +124,15 @@ async def advance(
             extra={"job_id": str(job_id), "attempt": attempt},
         )
         return RetryLater(delay, error)
+
+
+async def _record_progress(ctx: WorkerContext, job: jobs.JobRow, prediction: Prediction) -> None:
+    """Show the running prediction's logs (their tail) and progress on the job; a poll of an
+    unchanged prediction writes nothing."""
+    logs = (prediction.logs or "")[-jobs.LOGS_MAX :] or None
+    progress = progress_of(logs)
+    if (logs, progress) != (job.logs, job.progress):
+        await ctx.jobs(jobs.record_progress, job.id, logs, progress)
 
 
 async def _finished(ctx: WorkerContext, job: jobs.JobRow | None) -> Outcome:

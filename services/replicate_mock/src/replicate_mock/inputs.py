@@ -51,6 +51,7 @@ class FluxParams:
     output_quality: int
     width: int
     height: int
+    num_inference_steps: int = 4
 
 
 def json_type(value: Any) -> str:
@@ -148,6 +149,7 @@ def validate_flux_input(data: Any) -> tuple[FluxParams | None, list[dict[str, st
             output_quality=data.get("output_quality", 80),
             width=width,
             height=height,
+            num_inference_steps=data.get("num_inference_steps", 4),
         ),
         [],
     )

@@ -29,6 +29,22 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{rest:02d}"
+
+
+def tqdm_line(done: int, total: int, step_seconds: float) -> str:
+    """A progress line as cog-flux's denoising loop prints it (tqdm), e.g.
+    ` 50%|█████     | 2/4 [00:01<00:01,  2.00it/s]`."""
+    bar = ("█" * (10 * done // total)).ljust(10)
+    if done == 0:
+        return f"  0%|{bar}| 0/{total} [00:00<?, ?it/s]\n"
+    rate = f"{1 / step_seconds:5.2f}it/s" if step_seconds > 0 else "?it/s"
+    spent, left = _clock(done * step_seconds), _clock((total - done) * step_seconds)
+    return f"{100 * done // total:3d}%|{bar}| {done}/{total} [{spent}<{left}, {rate}]\n"
+
+
 @dataclass
 class PredictionRecord:
     id: str
@@ -57,6 +73,15 @@ class PredictionRecord:
     def cancel(self, now: datetime) -> None:
         if self.status_at(now) not in TERMINAL:
             self.canceled_at = now
+
+    def denoising_log(self, now: datetime) -> str:
+        """The progress lines printed by `now`: one per denoising step, spread evenly over
+        the processing time."""
+        total = self.params.num_inference_steps
+        span = (self.completed_at - self.started_at).total_seconds()
+        elapsed = (min(now, self.completed_at) - self.started_at).total_seconds()
+        done = total if span <= 0 else min(total, int(total * elapsed / span))
+        return "".join(tqdm_line(step, total, span / total) for step in range(done + 1))
 
     def output_names(self) -> list[str]:
         ext = self.params.output_format
@@ -103,6 +128,7 @@ class PredictionRecord:
             body["started_at"] = iso(self.started_at)
             body["logs"] = seed_line if status != "canceled" else None
         if status == "processing":
+            body["logs"] = seed_line + self.denoising_log(now)
             return body
         body["completed_at"] = iso(ended)
         body["metrics"] = {
@@ -114,7 +140,9 @@ class PredictionRecord:
             body["logs"] = seed_line + f"{self.error}\n"
         elif status == "succeeded":
             n = self.params.num_outputs
-            body["logs"] = seed_line + f"Total safe images: {n} out of {n}\n"
+            body["logs"] = (
+                seed_line + self.denoising_log(ended) + f"Total safe images: {n} out of {n}\n"
+            )
             body["output"] = [
                 f"{files_base}/files/{self.id}/{name}" for name in self.output_names()
             ]

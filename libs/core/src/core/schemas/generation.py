@@ -217,6 +217,25 @@ class JobPublic(BaseModel):
     retries: int = Field(default=0, description="how many times the caller retried the job")
 
 
+class JobEventPublic(BaseModel):
+    """One entry of a job's history (the `change` events of GET /jobs/{id}/events)."""
+
+    id: int = Field(description="grows with each entry; the SSE event id (Last-Event-ID)")
+    kind: str = Field(description="created, enqueued, attempt, state, error, ...")
+    from_status: JobStatus | None
+    to_status: JobStatus | None
+    attempt: int | None
+    detail: str | None
+    created_at: datetime
+
+
+class JobLogs(BaseModel):
+    """A running job's logs and progress (the `logs` events of GET /jobs/{id}/events)."""
+
+    logs: str | None
+    progress: float | None
+
+
 class JobSummary(BaseModel):
     id: uuid.UUID
     status: JobStatus

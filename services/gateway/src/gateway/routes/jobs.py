@@ -28,7 +28,13 @@ def job_not_found(job_id: uuid.UUID) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"Job {job_id} not found")
 
 
-def to_public(request: Request, job: jobs.JobRow, media: list[jobs.MediaFile]) -> JobPublic:
+def to_public(
+    request: Request,
+    job: jobs.JobRow,
+    media: list[jobs.MediaFile],
+    queue_position: int | None = None,
+) -> JobPublic:
+    """The job as GET /status shows it (`to_public(request, *view)` for a jobs.JobView)."""
     return JobPublic(
         id=job.id,
         status=job.status,
@@ -55,6 +61,7 @@ def to_public(request: Request, job: jobs.JobRow, media: list[jobs.MediaFile]) -
         priority=job.priority,
         deadline_at=job.deadline_at,
         cancel_reason=job.cancel_reason,
+        queue_position=queue_position if job.status is JobStatus.queued else None,
         logs=job.logs if job.status is JobStatus.running else None,
         progress=job.progress if job.status is JobStatus.running else None,
         retries=job.retries,
