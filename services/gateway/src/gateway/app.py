@@ -13,12 +13,14 @@ from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
 from core.logging import configure_logging
 from core.messaging import create_publisher
+from core.replicate import ReplicateClient
 from core.storage import create_storage
 from core.web import install_common
 from gateway.deps import Gateway, job_intake
 from gateway.outbox import OutboxRelay
-from gateway.routes import generate, jobs, media
+from gateway.routes import generate, jobs, media, webhooks
 from gateway.settings import GatewaySettings
+from gateway.webhook_secret import WebhookSecret
 
 DESCRIPTION = """
 Queue image generation jobs and follow them to the end.
@@ -72,8 +74,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         publisher = create_publisher(settings)
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
+        replicate = ReplicateClient.from_settings(settings)  # asked only for the webhook secret
+        configured = settings.replicate_webhook_secret
+        webhook_secret = WebhookSecret(
+            None if configured is None else configured.get_secret_value(),
+            replicate.get_webhook_secret,
+        )
         app.state.db = db  # what core's shared routes and dependencies read
-        app.state.gateway = Gateway(settings, db, relay, storage, job_intake(db))
+        app.state.gateway = Gateway(
+            settings, db, relay, storage, job_intake(db), publisher, webhook_secret
+        )
         relaying = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
             yield
@@ -82,6 +92,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await relaying
             await publisher.close()
+            await replicate.aclose()
             await storage.close()
             await db.dispose()
 
@@ -98,4 +109,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(generate.router)
     app.include_router(jobs.router)
     app.include_router(media.router)
+    app.include_router(webhooks.router)
     return app

@@ -8,11 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core import jobs
+from core.amqp import AmqpPublisher
 from core.batching import Batcher, statement_batcher
 from core.db import Database
 from core.storage import MediaStorage
 from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
+from gateway.webhook_secret import WebhookSecret
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,9 @@ class Gateway:
     storage: MediaStorage
     # POST /generate's INSERTs: the jobs of concurrent requests go in one statement.
     intake: Batcher[jobs.NewJob, bool]
+    # The relay's publisher, shared: POST /webhooks/replicate hands deliveries to the worker.
+    publisher: AmqpPublisher
+    webhook_secret: WebhookSecret
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:
