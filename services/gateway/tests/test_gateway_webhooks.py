@@ -333,3 +333,8 @@ async def test_a_delivery_signed_with_a_rotated_secret_is_taken(
     assert (before.status_code, after.status_code, stale.status_code) == (204, 204, 401)
     assert replicate.asked == 2
     assert len(poll_queue()) == 2
+
+
+def test_a_malformed_configured_secret_is_refused_at_start_up() -> None:
+    with pytest.raises(ValueError, match="not a webhook secret"):
+        GatewaySettings(replicate_webhook_secret="r8_not-a-webhook-secret")  # type: ignore[arg-type]

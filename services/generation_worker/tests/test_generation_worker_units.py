@@ -66,3 +66,29 @@ def test_polls_slow_down_to_the_cap() -> None:
     )
     delays = [poll_delay(settings, n) for n in range(6)]
     assert delays == [1.0, 1.5, 2.25, 3.375, 4.0, 4.0]
+
+
+def test_with_webhooks_polls_are_a_rare_fallback() -> None:
+    settings = WorkerSettings(
+        replicate_webhook_base_url="https://api.example.com/",
+        generation_webhook_poll_interval_seconds=30,
+    )
+    assert [poll_delay(settings, n) for n in range(3)] == [30.0, 30.0, 30.0]
+    assert settings.replicate_webhook_base_url == "https://api.example.com"
+    assert settings.webhook_events == ["start", "logs", "completed"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"replicate_webhook_base_url": "api.example.com"},
+        {"replicate_webhook_base_url": "ftp://api.example.com"},
+        {"replicate_webhook_base_url": "https://api.example.com/?x=1"},
+        {"replicate_webhook_events_filter": "start,finished"},
+        {"replicate_webhook_events_filter": " , "},
+    ],
+    ids=["no-scheme", "not-http", "query", "unknown-event", "no-event"],
+)
+def test_webhook_settings_are_checked_at_start_up(setting: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="replicate_webhook"):
+        WorkerSettings(**setting)  # type: ignore[arg-type]
