@@ -5,6 +5,7 @@ webhook; the mock's counters show no prediction was ever fetched."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlmodel import col, select
 
 from core.db import Database
 from core.models import Job, JobEvent
-from testkit.processes import free_port
+from testkit.processes import ServiceProcess, free_port
 
 from .conftest import Starter, mock_call, wait_for_status  # type: ignore[import-not-found]
 from .test_e2e_generation import check_media, login  # type: ignore[import-not-found]
@@ -36,7 +37,18 @@ def counters(mock_url: str) -> dict[str, Any]:
         "lists": stats["calls"].get("list", 0),
         "completed": delivered.get("completed", {}).get("delivered", 0),
         "start": delivered.get("start", {}).get("delivered", 0),
+        "webhooks": sum(event.get("delivered", 0) for event in delivered.values()),
     }
+
+
+def messages_taken(worker: ServiceProcess) -> dict[str, dict[str, int]]:
+    """The counts of the worker's "worker stopped" line (generation_worker.message_counts)."""
+    for line in worker.stderr().splitlines():
+        entry = json.loads(line)
+        if entry["msg"] == "worker stopped":
+            counts: dict[str, dict[str, int]] = entry["messages"]
+            return counts
+    raise AssertionError(f"the worker did not log its stop:\n{worker.stderr()}")
 
 
 async def how_it_got_its_prediction(db: Database, job_id: str) -> str | None:
@@ -56,7 +68,10 @@ async def test_a_job_finishes_through_its_webhook(
     db: Database, mock_url: str, start_gateway: Starter, start_worker: Starter
 ) -> None:
     before = counters(mock_url)
-    with start_gateway() as gateway, start_worker(**webhook_worker_env(gateway.base_url)):
+    with (
+        start_gateway() as gateway,
+        start_worker(**webhook_worker_env(gateway.base_url)) as worker,
+    ):
         http = await login(db, gateway.base_url)
         accepted = http.post("/generate", json={"prompt": "a kite over dunes"})
         assert accepted.status_code == 202
@@ -70,6 +85,14 @@ async def test_a_job_finishes_through_its_webhook(
     assert after["completed"] - before["completed"] == 1
     assert after["start"] - before["start"] == 1
     assert await how_it_got_its_prediction(db, job_id) == "(created)"
+    # Every delivered webhook reached the worker through the gateway and RabbitMQ; the one
+    # poll (an hour away) was only taken onto the worker's delay queue.
+    taken = messages_taken(worker)
+    assert taken["processed"] == {
+        "generate_media": 1,
+        "prediction_webhook": after["webhooks"] - before["webhooks"],
+    }
+    assert taken["delayed"] == {"poll_generation": 1}
 
 
 async def test_a_lost_create_is_recovered_by_its_webhook(
