@@ -45,9 +45,14 @@ PREDICTION: dict[str, Any] = {
     "completed_at": "2025-06-09T07:02:35.120411Z",
     "metrics": {"predict_time": 0.85, "total_time": 0.857},
     "urls": {"get": "https://api.replicate.com/v1/predictions/dapztkbwgxrg20cfgsmrz2gm38"},
-    "webhook": "https://api.example.com/webhooks/replicate?job_id=x",
 }
 BODY = json.dumps(PREDICTION, sort_keys=True, separators=(",", ":")).encode()
+
+
+def made_for(job_id: uuid.UUID | str) -> bytes:
+    """A body as Replicate sends it: with the `webhook` the prediction was created with."""
+    webhook = f"https://api.example.com/webhooks/replicate?job_id={job_id}"
+    return json.dumps({**PREDICTION, "webhook": webhook}, sort_keys=True).encode()
 
 
 @asynccontextmanager
@@ -95,7 +100,8 @@ async def test_a_verified_delivery_is_handed_to_the_worker(
     http: httpx.AsyncClient, poll_queue: Callable[[], list[dict[str, Any]]]
 ) -> None:
     job_id = uuid.uuid4()
-    response = await http.post(url(job_id), content=BODY, headers=signed())
+    body = made_for(job_id)
+    response = await http.post(url(job_id), content=body, headers=signed(body))
     assert response.status_code == 204, response.text
     [message] = poll_queue()
     assert (message["queue_name"], message["actor_name"]) == (POLL_QUEUE, WEBHOOK_ACTOR)
@@ -161,6 +167,20 @@ async def test_untrusted_deliveries_are_refused_and_publish_nothing(
     response = await http.post(target, content=BODY, headers=make_headers())
     assert response.status_code == 401, response.text
     assert response.json()["detail"].startswith("Webhook refused: ")
+    assert poll_queue() == []
+
+
+async def test_a_delivery_replayed_to_another_jobs_url_is_refused(
+    http: httpx.AsyncClient, poll_queue: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """The signature does not cover the URL; the body's `webhook` does name the job."""
+    body = made_for(uuid.uuid4())
+    response = await http.post(url(uuid.uuid4()), content=body, headers=signed(body))
+    assert response.status_code == 401, response.text
+    assert response.json()["detail"] == "Webhook refused: it was made for another job"
+    mangled = made_for("not-a-uuid")
+    response = await http.post(url(uuid.uuid4()), content=mangled, headers=signed(mangled))
+    assert response.status_code == 401, response.text
     assert poll_queue() == []
 
 

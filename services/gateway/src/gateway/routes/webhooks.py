@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Annotated, Any
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -57,6 +58,11 @@ PREDICTION_BODY: dict[str, Any] = {
                     "output": {},
                     "logs": {"type": ["string", "null"]},
                     "error": {"type": ["string", "null"]},
+                    "webhook": {
+                        "type": ["string", "null"],
+                        "description": "The URL the prediction was created with; when "
+                        "given, its job_id must be this delivery's.",
+                    },
                 },
             }
         }
@@ -116,6 +122,15 @@ def _refused(exc: InvalidWebhook) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=f"Webhook refused: {exc}")
 
 
+def _names_job(webhook: str, job_id: uuid.UUID) -> bool:
+    """Whether a prediction's `webhook` (from the create) is this job's URL."""
+    try:
+        named = parse_qs(urlsplit(webhook).query).get("job_id", [])
+        return [uuid.UUID(value) for value in named] == [job_id]
+    except ValueError:
+        return False
+
+
 def _prediction(body: bytes) -> Prediction:
     try:
         prediction = Prediction.model_validate_json(body)
@@ -152,6 +167,12 @@ async def replicate_webhook(
     gateway: GatewayDep,
 ) -> Response:
     prediction = _prediction(body)
+    # The signature covers the body, not the URL: a delivery replayed to another job's URL
+    # is refused when the body says (as Replicate's do) which URL it was made for.
+    if prediction.webhook is not None and not _names_job(prediction.webhook, job_id):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail="Webhook refused: it was made for another job"
+        )
     message = prediction_webhook_message(str(job_id), prediction.model_dump(mode="json"))
     try:
         await gateway.publisher.publish(message)
