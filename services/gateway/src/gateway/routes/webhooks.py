@@ -153,7 +153,8 @@ def _prediction(body: bytes) -> Prediction:
         **error_responses(
             (413, 422),
             {
-                401: "Unsigned, malformed, stale (over 5 minutes) or forged delivery",
+                401: "Unsigned, malformed, stale (over 5 minutes) or forged delivery, or one "
+                "made for another job",
                 503: "The broker refused it or Replicate's secret is unknown: Replicate retries",
             },
         ),
