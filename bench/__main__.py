@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--output-format", choices=("webp", "jpg", "png"), default="jpg")
     jobs.add_argument("--megapixels", choices=("1", "0.25"), default="0.25")
     jobs.add_argument("--jobs-timeout", type=float, default=600.0, help="give up after this")
+    jobs.add_argument(
+        "--webhook-events",
+        help="the webhooks row's REPLICATE_WEBHOOK_EVENTS_FILTER (default: the worker's, "
+        "start,logs,completed)",
+    )
     parser.add_argument(
         "--write-results",
         action="store_true",
@@ -96,6 +101,7 @@ def _run_suite(name: str, args: argparse.Namespace, opts: RateOptions) -> str:
         timeout=args.jobs_timeout,
         output_format=args.output_format,
         megapixels=args.megapixels,
+        webhook_events=args.webhook_events or generate.DEFAULT_WEBHOOK_EVENTS,
     )
 
 

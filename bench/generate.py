@@ -8,24 +8,33 @@
 (c) N jobs through ONE generation_worker process (default threads) against replicate_mock with
     a fixed latency: submitted with POST /generate, timed from the first submit until every job
     is terminal (one count query every 0.5 s), bounded by a timeout.
+(d) The same N jobs again, in the same run, with Replicate webhooks on (the mock sends signed
+    webhooks to the gateway, which hands them to the worker; polls only every 30 s as the
+    fallback), next to (c): messages per job, as the worker counted what it took, once every
+    queue of the vhost is empty.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
+import httpx
 
 from bench import publish_lag
 from bench.amqp import declare_generation_queue
 from bench.infra import (
     BENCH_USER,
     Database,
+    Service,
     bench_app,
     bench_database,
     bench_vhost,
@@ -48,6 +57,7 @@ BARE_POST = "bare POST /echo"
 GATEWAY = "gateway POST /generate (bearer token)"
 RAW = "raw asyncpg POST /generate"
 MOCK_TOKEN = "bench-mock-token"
+DEFAULT_WEBHOOK_EVENTS = "start,logs,completed"  # the worker's default filter
 POLL_SECONDS = 0.5
 COUNT_SQL = """
 SELECT count(*) FILTER (WHERE status IN ('succeeded', 'failed', 'canceled')),
@@ -100,16 +110,26 @@ def run(
     timeout: float,
     output_format: str = "jpg",
     megapixels: str = "0.25",
+    webhook_events: str = DEFAULT_WEBHOOK_EVENTS,
 ) -> str:
     out = _run_gateway_load(opts)
     if jobs > 0:
-        out += "\n" + _run_jobs(
-            opts,
-            jobs=jobs,
-            mock_latency=mock_latency,
-            timeout=timeout,
-            output_format=output_format,
-            megapixels=megapixels,
+        images = f"{output_format}, {megapixels} MP"
+        runs = {
+            hooked: _run_jobs(
+                opts,
+                jobs=jobs,
+                mock_latency=mock_latency,
+                timeout=timeout,
+                output_format=output_format,
+                megapixels=megapixels,
+                webhook_events=webhook_events if hooked else None,
+            )
+            for hooked in (False, True)
+        }
+        out += "\n" + _jobs_table(jobs, mock_latency, runs[False], images)
+        out += "\n" + _webhooks_table(
+            jobs, mock_latency, runs[False], runs[True], images, webhook_events
         )
     return out
 
@@ -211,6 +231,14 @@ class JobsOutcome:
     p50_job_s: float = float("nan")
     p99_job_s: float = float("nan")
     connections: int = 0
+    # What the worker took (its "worker stopped" line; generation_worker.message_counts), by
+    # actor: actor runs, and deliveries off a delay queue before them.
+    processed: dict[str, int] = field(default_factory=dict)
+    delayed: dict[str, int] = field(default_factory=dict)
+    # The mock's counters: API calls by endpoint, webhooks delivered.
+    mock_calls: dict[str, int] = field(default_factory=dict)
+    webhooks_delivered: int = 0
+    drained: bool = False  # every queue was empty when the worker was stopped
 
 
 async def _count(dsn: str) -> tuple[int, int, int, int]:
@@ -244,7 +272,9 @@ def _run_jobs(
     timeout: float,
     output_format: str,
     megapixels: str,
-) -> str:
+    webhook_events: str | None = None,
+) -> JobsOutcome:
+    """One jobs run; `webhook_events` (Replicate's events filter) turns webhooks on."""
     params = {"output_format": output_format, "megapixels": megapixels}
     body = json.dumps({"prompt": "a red fox in snow, watercolor", "params": params}).encode()
     outcome = JobsOutcome(connections=opts.connections)
@@ -259,15 +289,24 @@ def _run_jobs(
             "REPLICATE_MOCK_PORT": str(mock_port),
             "REPLICATE_MOCK_API_TOKENS": MOCK_TOKEN,
             "REPLICATE_MOCK_LATENCY_SECONDS": str(mock_latency),
+            "REPLICATE_MOCK_WEBHOOK_CONCURRENCY": str(WEBHOOK_SENDER_CONCURRENCY),
         }
+        replicate = {"REPLICATE_BASE_URL": mock_url, "REPLICATE_API_TOKEN": MOCK_TOKEN}
         worker_env = {
             **uvicorn_service_env(db),
+            **replicate,
             "BROKER_URL": broker_url,
-            "REPLICATE_BASE_URL": mock_url,
-            "REPLICATE_API_TOKEN": MOCK_TOKEN,
             "STORAGE_BACKEND": "local",
             "STORAGE_LOCAL_ROOT": str(media),
             "GENERATION_PROCESSES": "1",
+        }
+        if webhook_events is not None:  # the fallback poll interval stays at its default
+            worker_env["REPLICATE_WEBHOOK_BASE_URL"] = gw_url
+            worker_env["REPLICATE_WEBHOOK_EVENTS_FILTER"] = webhook_events
+        gateway_env = {
+            **_gateway_env(db, broker_url, gw_port, media),
+            **replicate,  # the gateway asks the mock for its webhook secret
+            "LOG_LEVEL": "WARNING",
         }
         with (
             service(
@@ -285,11 +324,11 @@ def _run_jobs(
                 cwd=tmp,
                 logs=tmp,
                 ready_text="worker ready",
-            ),
+            ) as worker,
             service(
                 "gateway",
                 ["-m", "gateway"],
-                {**_gateway_env(db, broker_url, gw_port, media), "LOG_LEVEL": "WARNING"},
+                gateway_env,
                 cwd=tmp,
                 logs=tmp,
                 health_url=f"{gw_url}/healthz",
@@ -308,7 +347,8 @@ def _run_jobs(
                 duration=None,
                 requests=jobs,
             )
-            log(f"generate: submitting {jobs:,} jobs; mock latency {mock_latency:g}s")
+            mode = "polling" if webhook_events is None else f"webhooks: {webhook_events}"
+            log(f"generate: submitting {jobs:,} jobs ({mode}); mock latency {mock_latency:g}s")
             submitted_at = time.time()
             future = load.submit(spec)
             while True:
@@ -330,7 +370,75 @@ def _run_jobs(
             outcome.terminal, outcome.succeeded, outcome.failed = terminal, ok, failed
             outcome.p50_job_s, outcome.p99_job_s = asyncio.run(_latencies(db.dsn))
             log(f"generate: {terminal:,}/{total:,} terminal after {outcome.seconds:.1f}s")
-    return _jobs_table(jobs, mock_latency, outcome, f"{output_format}, {megapixels} MP")
+            # Messages per job include the ones after the last job finished (late polls, the
+            # webhooks' fallback polls): wait for every queue to empty, then stop the worker,
+            # which writes what it took.
+            outcome.drained = _wait_until_drained(broker_url, DRAIN_TIMEOUT_SECONDS)
+            _record_mock_stats(outcome, mock_url)
+            worker.stop()
+            _record_worker_counts(outcome, worker)
+    return outcome
+
+
+# The mock sends at most this many webhooks at once (its default is 16); Replicate's own
+# sender is not known to hold back a receiver.
+WEBHOOK_SENDER_CONCURRENCY = 64
+# Longer than the webhooks' fallback poll interval (30 s): every fallback poll has run by then.
+DRAIN_TIMEOUT_SECONDS = 90.0
+
+
+def _queue_depths(broker_url: str) -> dict[str, int]:
+    """Messages (ready and unacknowledged, delayed ones included) in each queue of the vhost;
+    rabbitmqctl, since the management API may not be there."""
+    vhost = unquote(urlsplit(broker_url).path.removeprefix("/"))
+    listed = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "name", "messages"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    depths = {}
+    for line in listed.splitlines():
+        name, _, count = line.rpartition("\t")
+        if name:
+            depths[name] = int(count)
+    return depths
+
+
+def _wait_until_drained(broker_url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        depths = _queue_depths(broker_url)
+        if not any(depths.values()):
+            return True
+        if time.monotonic() > deadline:
+            log(f"generate: queues not empty after {timeout:g}s: {depths}")
+            return False
+        time.sleep(1.0)
+
+
+def _record_mock_stats(outcome: JobsOutcome, mock_url: str) -> None:
+    response = httpx.get(
+        f"{mock_url}/_mock/stats", headers={"Authorization": f"Bearer {MOCK_TOKEN}"}, timeout=10
+    )
+    stats: dict[str, Any] = response.raise_for_status().json()
+    outcome.mock_calls = dict(stats["calls"])
+    deliveries = stats["webhooks"]["deliveries"].values()
+    outcome.webhooks_delivered = sum(event.get("delivered", 0) for event in deliveries)
+
+
+def _record_worker_counts(outcome: JobsOutcome, worker: Service) -> None:
+    for line in reversed(worker.stderr().splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == "worker stopped":
+            outcome.processed = entry["messages"]["processed"]
+            outcome.delayed = entry["messages"]["delayed"]
+            return
+    log("generate: the worker did not log its message counts")
 
 
 def _jobs_table(jobs: int, mock_latency: float, o: JobsOutcome, images: str) -> str:
@@ -369,4 +477,71 @@ def _jobs_table(jobs: int, mock_latency: float, o: JobsOutcome, images: str) -> 
     )
     if o.submit_errors:
         out += f"\n{o.submit_errors:,} submissions were not accepted (no 202).\n"
+    return out
+
+
+def _per_job(count: float, o: JobsOutcome) -> float:
+    return count / o.terminal if o.terminal and o.processed else float("nan")
+
+
+def _webhooks_table(
+    jobs: int,
+    mock_latency: float,
+    polling: JobsOutcome,
+    hooked: JobsOutcome,
+    images: str,
+    webhook_events: str,
+) -> str:
+    header = [
+        "mode",
+        "msgs/job",
+        "actor runs/job",
+        "polls/job",
+        "webhooks/job",
+        "Replicate GETs/job",
+        "all terminal s",
+        "job p50 s",
+        "job p99 s",
+        "succeeded",
+        "failed",
+    ]
+    rows = []
+    for label, o in (("polling", polling), ("webhooks", hooked)):
+        runs = sum(o.processed.values())
+        label += " (timed out: partial)" if o.timed_out else ""
+        label += "" if o.drained else " (queues not drained)"
+        rows.append(
+            [
+                label,
+                _per_job(runs + sum(o.delayed.values()), o),
+                _per_job(runs, o),
+                _per_job(o.processed.get("poll_generation", 0), o),
+                _per_job(o.processed.get("prediction_webhook", 0), o),
+                _per_job(o.mock_calls.get("get", 0), o),
+                o.seconds,
+                o.p50_job_s,
+                o.p99_job_s,
+                o.succeeded,
+                o.failed,
+            ]
+        )
+    title = (
+        f"generate (d): {jobs:,} jobs, Replicate webhooks vs polling, same run, one worker "
+        f"process, mock latency {mock_latency:g} s, {images} images"
+    )
+    out = markdown(title, header, rows)
+    out += (
+        "\nPolling: the worker polls each prediction (1 s, x1.5 up to 10 s). Webhooks: "
+        f"REPLICATE_WEBHOOK_BASE_URL set, events {webhook_events.replace(',', ', ')} (each "
+        "one a message; `--webhook-events completed` sends one a job); the mock signs and sends "
+        f"them ({WEBHOOK_SENDER_CONCURRENCY} at once) to the gateway, which verifies each and "
+        "publishes it for the worker; one fallback poll per job 30 s after its create. "
+        "**msgs/job** = the messages the worker took off RabbitMQ per job, counted by the worker "
+        "itself (generation_worker.message_counts, written when it stops): actor runs (every "
+        "generate, poll and webhook message, retries included) plus deliveries off a delay "
+        "queue (each delayed poll or retry is delivered twice: once off `*.DQ`, held until its "
+        "eta, then republished and delivered to its queue). Counted after every queue of the "
+        "vhost was empty, so the fallback polls that come after the last job finished are in "
+        "it. Replicate GETs/job: prediction fetches the mock served. Times as in (c).\n"
+    )
     return out

@@ -41,11 +41,13 @@ from core.messaging import (
     GENERATION_QUEUE,
     POLL_ACTOR,
     POLL_QUEUE,
+    WEBHOOK_ACTOR,
     AsyncPublishingBroker,
     build_message,
     create_publisher,
     generate_message,
     poll_message,
+    prediction_webhook_message,
     queue_arguments,
     run_on_worker_loop,
 )
@@ -167,6 +169,14 @@ def test_message_contracts() -> None:
     )
     poll = poll_message("job-1", 3)
     assert (poll.queue_name, poll.actor_name, poll.args) == (POLL_QUEUE, POLL_ACTOR, ("job-1", 3))
+    prediction = {"id": "abc", "status": "succeeded"}
+    webhook = prediction_webhook_message("job-1", prediction)
+    assert (webhook.queue_name, webhook.actor_name, webhook.args) == (
+        POLL_QUEUE,
+        WEBHOOK_ACTOR,
+        ("job-1", prediction),
+    )
+    assert dramatiq.Message.decode(webhook.encode()).args == ("job-1", prediction)
     options = build_message(queue_name="q", actor_name="a", max_retries=2).options
     assert options == {"max_retries": 2}
 

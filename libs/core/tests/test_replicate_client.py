@@ -28,6 +28,7 @@ from core.replicate import (
     TransientError,
     parse_retry_after,
 )
+from core.webhooks import decode_secret
 from testkit.processes import ServiceProcess, free_port, run_uvicorn
 
 TOKEN = "client-test-token"
@@ -154,6 +155,23 @@ async def test_list_follows_cursors_and_filters(client: ReplicateClient) -> None
     assert newer == [ids[4], ids[3]]
     older = [p.id async for p in client.list_predictions(created_before=third.created_at)]
     assert older == [ids[1], ids[0]]
+
+
+async def test_webhook_secret_is_the_accounts_signing_key(
+    client: ReplicateClient, control: httpx.AsyncClient
+) -> None:
+    key = await client.get_webhook_secret()
+    assert len(decode_secret(key)) == 32  # whsec_ and 32 base64 bytes, like Replicate's
+    assert await client.get_webhook_secret() == key  # one per account, until rotated
+    assert (await stats(control))["calls"]["webhook_secret"] == 2
+
+
+async def test_webhook_secret_with_a_wrong_token_is_permanent_401(mock: ServiceProcess) -> None:
+    assert mock.base_url
+    async with ReplicateClient(base_url=mock.base_url, api_token="nope") as bad:
+        with pytest.raises(PermanentError) as error:
+            await bad.get_webhook_secret()
+    assert error.value.status == 401
 
 
 # -- permanent errors ----------------------------------------------------------------------

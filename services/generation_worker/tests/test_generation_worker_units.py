@@ -94,3 +94,29 @@ def test_progress_is_the_last_step_marker_of_the_logs(
     logs: str | None, progress: float | None
 ) -> None:
     assert progress_of(logs) == progress
+
+
+def test_with_webhooks_polls_are_a_rare_fallback() -> None:
+    settings = WorkerSettings(
+        replicate_webhook_base_url="https://api.example.com/",
+        generation_webhook_poll_interval_seconds=30,
+    )
+    assert [poll_delay(settings, n) for n in range(3)] == [30.0, 30.0, 30.0]
+    assert settings.replicate_webhook_base_url == "https://api.example.com"
+    assert settings.webhook_events == ["start", "logs", "completed"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"replicate_webhook_base_url": "api.example.com"},
+        {"replicate_webhook_base_url": "ftp://api.example.com"},
+        {"replicate_webhook_base_url": "https://api.example.com/?x=1"},
+        {"replicate_webhook_events_filter": "start,finished"},
+        {"replicate_webhook_events_filter": " , "},
+    ],
+    ids=["no-scheme", "not-http", "query", "unknown-event", "no-event"],
+)
+def test_webhook_settings_are_checked_at_start_up(setting: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="replicate_webhook"):
+        WorkerSettings(**setting)  # type: ignore[arg-type]

@@ -34,14 +34,16 @@ from core.settings import BrokerSettings
 
 # --- contracts -----------------------------------------------------------------------------
 # The gateway's outbox relay sends `generate_media(job_id)`; the generation worker defines the
-# actors and sends itself `poll_generation(job_id, polls)`. Polls have their own queue (and
-# the higher priority), so a running prediction is never looked at behind a backlog of new
-# jobs.
+# actors and sends itself `poll_generation(job_id, polls)`. The gateway hands each verified
+# Replicate webhook to the worker as `prediction_webhook(job_id, prediction)`. Polls and
+# webhooks have their own queue, so a running prediction is never looked at behind a backlog
+# of new jobs.
 GENERATION_QUEUE = "generation"
 POLL_QUEUE = "generation_poll"
 GENERATE_ACTOR = "generate_media"
 POLL_ACTOR = "poll_generation"
 CANCEL_ACTOR = "cancel_prediction"
+WEBHOOK_ACTOR = "prediction_webhook"
 QUEUES = (GENERATION_QUEUE, POLL_QUEUE)
 # The generation queue is a RabbitMQ priority queue: a job's message carries its priority
 # (core.schemas.generation.Priority.amqp), so a backlog of low jobs never delays a high one by
@@ -77,6 +79,12 @@ def cancel_message(job_id: str) -> dramatiq.Message[Any]:
 def poll_message(job_id: str, polls: int) -> dramatiq.Message[Any]:
     """Look at a running prediction again; `polls` came before (it spaces the next one)."""
     return build_message(queue_name=POLL_QUEUE, actor_name=POLL_ACTOR, args=(job_id, polls))
+
+
+def prediction_webhook_message(job_id: str, prediction: dict[str, Any]) -> dramatiq.Message[Any]:
+    """Replicate's prediction, as a webhook delivered it for the job, for the worker to treat
+    like the answer of a poll."""
+    return build_message(queue_name=POLL_QUEUE, actor_name=WEBHOOK_ACTOR, args=(job_id, prediction))
 
 
 # --- queues and the worker's broker ---------------------------------------------------------

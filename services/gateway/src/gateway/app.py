@@ -13,14 +13,16 @@ from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
 from core.logging import configure_logging
 from core.messaging import create_publisher
+from core.replicate import ReplicateClient
 from core.storage import create_storage
 from core.web import install_common
 from gateway.deps import Gateway, create_counter, job_intake
 from gateway.housekeeping import Housekeeper
 from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
-from gateway.routes import events, generate, jobs, media
+from gateway.routes import events, generate, jobs, media, webhooks
 from gateway.settings import GatewaySettings
+from gateway.webhook_secret import WebhookSecret
 
 DESCRIPTION = """
 Queue image generation jobs and follow them to the end.
@@ -77,9 +79,23 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
         changes = JobChanges(settings, application_name="gateway-job-changes")
+        replicate = ReplicateClient.from_settings(settings)  # asked only for the webhook secret
+        configured = settings.replicate_webhook_secret
+        webhook_secret = WebhookSecret(
+            None if configured is None else configured.get_secret_value(),
+            replicate.get_webhook_secret,
+        )
         app.state.db = db  # what core's shared routes and dependencies read
         app.state.gateway = Gateway(
-            settings, db, relay, publisher, storage, job_intake(db), create_counter(db), changes
+            settings=settings,
+            db=db,
+            relay=relay,
+            publisher=publisher,
+            storage=storage,
+            intake=job_intake(db),
+            create_counter=create_counter(db),
+            changes=changes,
+            webhook_secret=webhook_secret,
         )
         housekeeper = Housekeeper(db, publisher, storage, settings)
         background = [
@@ -97,6 +113,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await publisher.close()
+            await replicate.aclose()
             await storage.close()
             await db.dispose()
 
@@ -114,4 +131,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(media.router)
+    app.include_router(webhooks.router)
     return app

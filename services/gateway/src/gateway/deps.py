@@ -16,6 +16,7 @@ from core.storage import MediaStorage
 from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
+from gateway.webhook_secret import WebhookSecret
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class Gateway:
     settings: GatewaySettings
     db: Database
     relay: OutboxRelay
+    # The relay's publisher, shared: cancel messages, and Replicate's webhooks for the worker.
     publisher: AmqpPublisher
     storage: MediaStorage
     # POST /generate's INSERTs: the jobs of concurrent requests go in one statement.
@@ -33,6 +35,8 @@ class Gateway:
     create_counter: Batcher[uuid.UUID, rate_limits.Standing]
     # Wakes event streams and `Prefer: wait` requests when their job changes (any process).
     changes: JobChanges
+    # What POST /webhooks/replicate verifies Replicate's deliveries with.
+    webhook_secret: WebhookSecret
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:

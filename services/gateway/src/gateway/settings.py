@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
+from core.replicate import ReplicateSettings
 from core.settings import AuthSettings, BrokerSettings
 from core.storage import StorageSettings
+from core.webhooks import MalformedSecret, decode_secret
 
 
-class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
+class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings, ReplicateSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=8000, ge=1, le=65535)
     # Largest request body accepted (413 above it, before anything is parsed). A prompt is at
@@ -36,6 +38,19 @@ class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings):
     gateway_events_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
     # GET /media: redirect to a presigned S3 URL instead of streaming through the gateway.
     gateway_media_redirect: bool = False
+    # Verifies Replicate's webhooks (POST /webhooks/replicate): `whsec_<base64>`. None: asked
+    # of Replicate once (GET /v1/webhooks/default/secret, with REPLICATE_API_TOKEN) and kept.
+    replicate_webhook_secret: SecretStr | None = None
+
+    @field_validator("replicate_webhook_secret")
+    @classmethod
+    def _secret_decodes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                decode_secret(value.get_secret_value())
+            except MalformedSecret as exc:
+                raise ValueError(f"not a webhook secret: {exc}") from None
+        return value
 
     @property
     def allowed_models(self) -> frozenset[str]:

@@ -18,6 +18,7 @@ from dramatiq import Worker
 from core.logging import configure_logging, load_settings
 from core.messaging import QUEUES, AsyncPublishingBroker, create_publisher, run_on_worker_loop
 from generation_worker.actors import declare_actors
+from generation_worker.message_counts import MessageCounts
 from generation_worker.resources import WorkerResources
 from generation_worker.settings import WorkerSettings
 
@@ -41,6 +42,8 @@ def main() -> None:
     broker = AsyncPublishingBroker(settings, publisher, run_on_worker_loop)
     resources = WorkerResources(settings)
     broker.add_middleware(resources)  # after AsyncIO: see WorkerResources
+    counts = MessageCounts()
+    broker.add_middleware(counts)
     declare_actors(broker, resources)
 
     stop = threading.Event()
@@ -55,7 +58,7 @@ def main() -> None:
     log.info("shutting down")
     worker.stop(timeout=SHUTDOWN_TIMEOUT_MS)
     broker.close()
-    log.info("worker stopped")
+    log.info("worker stopped", extra={"messages": counts.describe()})
 
 
 if __name__ == "__main__":

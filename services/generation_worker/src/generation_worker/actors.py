@@ -1,11 +1,14 @@
-"""The two actors: thin wrappers around steps.advance, declared on the worker's broker."""
+"""The actors: thin wrappers around steps.advance, declared on the worker's broker."""
 
 from __future__ import annotations
 
+import logging
 import uuid
+from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
+from pydantic import ValidationError
 
 from core.amqp import AmqpPublisher
 from core.logging import job_id_var
@@ -15,11 +18,15 @@ from core.messaging import (
     GENERATION_QUEUE,
     POLL_ACTOR,
     POLL_QUEUE,
+    WEBHOOK_ACTOR,
     AsyncPublishingBroker,
     poll_message,
 )
+from core.replicate import Prediction
 from generation_worker.resources import WorkerResources
 from generation_worker.steps import Done, Poll, RetryLater, advance, cancel_prediction
+
+log = logging.getLogger(__name__)
 
 
 def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) -> None:
@@ -60,6 +67,20 @@ def declare_actors(broker: AsyncPublishingBroker, resources: WorkerResources) ->
         finally:
             job_id_var.reset(token)
 
+    @dramatiq.actor(
+        actor_name=WEBHOOK_ACTOR,
+        queue_name=POLL_QUEUE,
+        broker=broker,
+        max_retries=max_retries,
+    )
+    async def prediction_webhook(job_id: str, prediction: dict[str, Any]) -> None:
+        try:
+            delivered = Prediction.model_validate(prediction)
+        except ValidationError as exc:  # the gateway checked it: a bug, not worth a retry
+            log.warning("dropping an unreadable webhook: %s", exc, extra={"job_id": job_id})
+            return
+        await _step(resources, broker.publisher, job_id, polls=0, is_poll=True, delivered=delivered)
+
 
 async def _step(
     resources: WorkerResources,
@@ -68,17 +89,28 @@ async def _step(
     *,
     polls: int,
     is_poll: bool,
+    delivered: Prediction | None = None,
 ) -> None:
+    """One step of a job. A webhook's prediction (`delivered`) is taken like a poll's answer,
+    but schedules no poll: the job's own poll chain goes on (as the fallback); a retry of a
+    webhook's step looks at the prediction again, as a poll's retry does."""
     token = job_id_var.set(job_id)
     try:
         message = CurrentMessage.get_current_message()
         retries = int(message.options.get("retries", 0)) if message is not None else 0
         ctx = await resources.context()
         outcome = await advance(
-            ctx, uuid.UUID(job_id), is_retry=retries > 0, polls=polls, is_poll=is_poll
+            ctx,
+            uuid.UUID(job_id),
+            is_retry=retries > 0,
+            polls=polls,
+            is_poll=is_poll,
+            delivered=None if retries > 0 else delivered,
         )
         match outcome:
             case Done():
+                return
+            case Poll() if delivered is not None:
                 return
             case Poll(delay_seconds=delay):
                 await publisher.publish(poll_message(job_id, polls + 1), delay_ms=int(delay * 1000))

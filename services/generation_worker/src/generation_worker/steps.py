@@ -4,6 +4,10 @@ A step never waits for a prediction to finish: it returns Poll(delay) and the ac
 a delayed poll message, so a worker thread is held only for the milliseconds of real work and
 one process keeps hundreds of predictions in flight. Every change of the job is one statement
 of core.jobs (conditional, with its event).
+
+With Replicate webhooks on (REPLICATE_WEBHOOK_BASE_URL), a webhook's prediction goes through
+the same step as a poll's answer; polls go on, rarely, as the fallback for a webhook that
+never comes.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from dramatiq.common import compute_backoff
 
@@ -20,6 +25,7 @@ from core import jobs
 from core.replicate import PermanentError, Prediction, PredictionFailed, TransientError
 from core.schemas.generation import JobStatus
 from core.storage import StorageUnavailable, media_key
+from core.webhooks import replicate_webhook_url
 from generation_worker.download import OutputRejected, download_image
 from generation_worker.progress import progress_of
 from generation_worker.resources import WorkerContext
@@ -69,14 +75,23 @@ def backoff_seconds(settings: WorkerSettings, attempt: int, retry_after: float |
 
 
 def poll_delay(settings: WorkerSettings, polls: int) -> float:
+    if settings.replicate_webhook_base_url is not None:
+        return settings.generation_webhook_poll_interval_seconds  # only a fallback then
     base = settings.generation_poll_interval_seconds
     return float(min(base * 1.5**polls, settings.generation_poll_max_interval_seconds))
 
 
 async def advance(
-    ctx: WorkerContext, job_id: uuid.UUID, *, is_retry: bool, polls: int = 0, is_poll: bool = False
+    ctx: WorkerContext,
+    job_id: uuid.UUID,
+    *,
+    is_retry: bool,
+    polls: int = 0,
+    is_poll: bool = False,
+    delivered: Prediction | None = None,
 ) -> Outcome:
-    """One step: a job's first delivery or a retry begins an attempt; a poll looks again."""
+    """One step: a job's first delivery or a retry begins an attempt; a poll looks again, or
+    takes the prediction a webhook `delivered` (with is_poll) instead of fetching it."""
     if is_poll and not is_retry:
         job = await ctx.jobs(jobs.load, job_id)
         if job is None or job.status.is_terminal:
@@ -88,7 +103,7 @@ async def advance(
             return await _finished(ctx, await ctx.jobs(jobs.load, job_id))
         job, attempt, created_since = begun.job, begun.number, begun.create_requested_before
     try:
-        prediction = await _ensure_prediction(ctx, job, created_since)
+        prediction = await _ensure_prediction(ctx, job, created_since, delivered)
         if prediction is None:
             return Done()
         if not prediction.is_terminal:
@@ -146,15 +161,21 @@ async def _finished(ctx: WorkerContext, job: jobs.JobRow | None) -> Outcome:
 
 
 async def _ensure_prediction(
-    ctx: WorkerContext, job: jobs.JobRow, created_since: datetime | None
+    ctx: WorkerContext,
+    job: jobs.JobRow,
+    created_since: datetime | None,
+    delivered: Prediction | None = None,
 ) -> Prediction | None:
-    """The job's prediction: the saved one, the one a lost create made, or a new one.
+    """The job's prediction: the one a webhook delivered, the saved one, the one a lost create
+    made, or a new one.
 
     A create is POSTed only when no earlier attempt can have made a prediction. Otherwise
     (`created_since` is when the first attempt that could have began) the predictions made since
     then are searched for this job's exact input first (the gateway gives each job its own seed
     unless the caller fixed one), skipping predictions another job already owns.
     """
+    if delivered is not None:
+        return await _delivered_prediction(ctx, job, delivered)
     if job.prediction_id is not None:
         return await ctx.replicate.get_prediction(job.prediction_id)
     wanted = job.prediction_input
@@ -162,21 +183,77 @@ async def _ensure_prediction(
         async for candidate in ctx.replicate.list_predictions(
             created_after=created_since - CLOCK_SKEW
         ):
-            if (
-                candidate.input == wanted
-                and candidate.model == job.model
-                and candidate.id not in job.retired_prediction_ids  # an earlier run's
-                and not await ctx.jobs(jobs.prediction_claimed, candidate.id)
-            ):
-                if await ctx.jobs(jobs.mark_running, job.id, candidate.id, "recovered"):
-                    return candidate
-                return None  # canceled meanwhile
+            if candidate.input != wanted or candidate.model != job.model:
+                continue
+            if candidate.id in job.retired_prediction_ids:  # an earlier run's (retried job)
+                continue
+            if not await ctx.jobs(jobs.prediction_claimed, candidate.id):
+                return await _run_with(ctx, job, candidate, RECOVERED)
+            if await _owns(ctx, job.id, candidate.id):  # its webhook adopted it already
+                return candidate
     # CreateOutcomeUnknown propagates as transient: the next attempt searches before posting.
-    prediction = await ctx.replicate.create_prediction(model=job.model, input=wanted)
-    if not await ctx.jobs(jobs.mark_running, job.id, prediction.id, "created"):
-        await _cancel_quietly(ctx, prediction.id)  # the job was canceled while we created it
-        return None
-    return prediction
+    prediction = await ctx.replicate.create_prediction(
+        model=job.model, input=wanted, **_webhook(ctx.settings, job.id)
+    )
+    return await _run_with(ctx, job, prediction, CREATED)
+
+
+CREATED, RECOVERED, RECOVERED_BY_WEBHOOK = "created", "recovered", "recovered by webhook"
+
+
+def _webhook(settings: WorkerSettings, job_id: uuid.UUID) -> dict[str, Any]:
+    """The create's `webhook` and `webhook_events_filter`: the URL names the job, so even a
+    create whose answer is lost reaches it (see _delivered_prediction)."""
+    if settings.replicate_webhook_base_url is None:
+        return {}
+    return {
+        "webhook": replicate_webhook_url(settings.replicate_webhook_base_url, job_id),
+        "webhook_events_filter": settings.webhook_events,
+    }
+
+
+async def _delivered_prediction(
+    ctx: WorkerContext, job: jobs.JobRow, delivered: Prediction
+) -> Prediction | None:
+    """A webhook's prediction, if it is the job's. A job with none yet adopts it: its webhook
+    URL names this job, so it comes from this job's create whose answer was lost (or is still
+    on its way), unless another job owns it already, or it is an earlier run's (the job was
+    retried since)."""
+    if delivered.id == job.prediction_id:
+        return delivered
+    if job.prediction_id is None and delivered.id not in job.retired_prediction_ids:
+        if not await ctx.jobs(jobs.prediction_claimed, delivered.id):
+            return await _run_with(ctx, job, delivered, RECOVERED_BY_WEBHOOK)
+        if await _owns(ctx, job.id, delivered.id):  # this job's create answered meanwhile
+            return delivered
+    log.info(
+        "webhook for prediction %s ignored: not this job's",
+        delivered.id,
+        extra={"job_id": str(job.id)},
+    )
+    return None
+
+
+async def _run_with(
+    ctx: WorkerContext, job: jobs.JobRow, prediction: Prediction, how: str
+) -> Prediction | None:
+    """queued -> running with `prediction`. If that fails, the job was canceled meanwhile, or
+    it got a prediction another way first (a create's answer and the webhook of that create
+    race): go on with the job's own; None when there is nothing left to do."""
+    if await ctx.jobs(jobs.mark_running, job.id, prediction.id, how):
+        return prediction
+    current = await ctx.jobs(jobs.load, job.id)
+    own = current.prediction_id if current and current.status is JobStatus.running else None
+    if own == prediction.id:
+        return prediction
+    if how == CREATED:  # ours is not needed: the job was canceled, or has another one
+        await _cancel_quietly(ctx, prediction.id)
+    return None if own is None else await ctx.replicate.get_prediction(own)
+
+
+async def _owns(ctx: WorkerContext, job_id: uuid.UUID, prediction_id: str) -> bool:
+    current = await ctx.jobs(jobs.load, job_id)
+    return current is not None and current.prediction_id == prediction_id
 
 
 async def _deliver(

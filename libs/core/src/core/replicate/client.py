@@ -213,6 +213,18 @@ class ReplicateClient:
         path = f"/v1/predictions/{_safe_id(prediction_id)}/cancel"
         return self._prediction(await self._request("POST", path))
 
+    async def get_webhook_secret(self) -> str:
+        """The account's webhook signing secret, `whsec_<base64>` (one per user or org; it
+        changes only when rotated)."""
+        response = await self._request("GET", "/v1/webhooks/default/secret")
+        try:
+            key = response.json()["key"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise TransientError(f"unexpected webhook secret body from Replicate: {exc!r}") from exc
+        if not isinstance(key, str) or not key:
+            raise TransientError("Replicate returned no webhook secret")
+        return key
+
     async def list_predictions(
         self,
         *,

@@ -38,6 +38,7 @@ class Prediction(BaseModel):
     metrics: dict[str, Any] | None = None
     urls: PredictionUrls | None = None
     data_removed: bool = False
+    webhook: str | None = None  # as the create sent it (in webhook deliveries' bodies)
 
     @property
     def is_terminal(self) -> bool:
