@@ -87,3 +87,18 @@ def test_agrees_with_replicates_own_client() -> None:
     secret = generate_secret()
     headers = sign_headers(secret, BODY, msg_id=new_message_id())
     Webhooks.validate(headers=headers, body=BODY.decode(), secret=WebhookSigningSecret(key=secret))
+
+
+def test_several_secrets_sign_side_by_side_and_either_verifies() -> None:
+    new, old, stranger = generate_secret(), generate_secret(), generate_secret()
+    headers = sign_headers([new, old], BODY, msg_id=MSG_ID)
+    timestamp = int(headers["webhook-timestamp"])
+    assert headers["webhook-signature"] == " ".join(
+        sign(key, MSG_ID, timestamp, BODY) for key in (new, old)
+    )
+    for key in (new, old):
+        standardwebhooks.Webhook(key).verify(BODY, headers, json_parse=False)
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(stranger).verify(BODY, headers, json_parse=False)
+    with pytest.raises(MalformedSecret):
+        sign_headers([], BODY, msg_id=MSG_ID)

@@ -3,7 +3,9 @@ deliveries; the mock signs its own webhooks with it.
 
 A secret is `whsec_<base64 key>`. The `webhook-signature` header is `v1,<base64
 HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")>`, which any Standard Webhooks
-receiver (Replicate's client, the standardwebhooks package) verifies.
+receiver (Replicate's client, the standardwebhooks package) verifies. While a secret is being
+rotated, a delivery carries one such signature per key, separated by spaces, and a receiver
+that knows either key accepts it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -60,15 +63,19 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def sign_headers(secret: str, body: bytes, *, msg_id: str) -> dict[str, str]:
+def sign_headers(secret: str | Sequence[str], body: bytes, *, msg_id: str) -> dict[str, str]:
     """`webhook-id`, `webhook-timestamp` and `webhook-signature` for one delivery attempt.
 
     Retries of one event pass the same `msg_id` (receivers deduplicate on it) and sign anew
-    with the current time, so a late retry is not refused as stale.
+    with the current time, so a late retry is not refused as stale. Several secrets (a key and
+    the one it is replacing) give one `v1,` signature each, space-separated.
     """
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not keys:
+        raise MalformedSecret("no secret to sign with")
     timestamp = int(time.time())
     return {
         ID_HEADER: msg_id,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, msg_id, timestamp, body),
+        SIGNATURE_HEADER: " ".join(sign(key, msg_id, timestamp, body) for key in keys),
     }

@@ -1,4 +1,5 @@
-"""Gateway API: wires settings, database, storage, the broker publisher and the outbox relay."""
+"""Gateway API: wires settings, database, storage, the broker publisher, the outbox relay and
+the webhook sender."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from core.storage import create_storage
 from core.web import install_common
 from gateway.deps import Gateway, job_intake
 from gateway.outbox import OutboxRelay
-from gateway.routes import generate, jobs, media
+from gateway.routes import generate, jobs, media, webhooks
 from gateway.settings import GatewaySettings
+from gateway.webhook_sender import WebhookSender
 
 DESCRIPTION = """
 Queue image generation jobs and follow them to the end.
@@ -27,6 +29,10 @@ Queue image generation jobs and follow them to the end.
 2. `POST /generate` with a prompt: **202** with the job id and its status URL.
 3. `GET /status/{job_id}` until `status` is `succeeded`, `failed` or `canceled`.
 4. `GET /media/{job_id}/{index}` for each file.
+
+Or give `POST /generate` a `webhook` (an https URL): it gets the job when it starts and when it
+ends, signed with Standard Webhooks headers; `GET /webhooks/default/secret` has the key to
+verify them with, and `GET /jobs/{job_id}/webhooks` shows every delivery and attempt.
 
 A 202 means the job is stored durably: it reaches a terminal state even if the broker or a
 worker fails meanwhile. Jobs are private to their caller.
@@ -72,15 +78,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         publisher = create_publisher(settings)
         relay = OutboxRelay(db, publisher, settings)
         storage = create_storage(settings)
+        sender = WebhookSender(db, settings)
         app.state.db = db  # what core's shared routes and dependencies read
-        app.state.gateway = Gateway(settings, db, relay, storage, job_intake(db))
+        app.state.gateway = Gateway(settings, db, relay, storage, job_intake(db), sender)
         relaying = asyncio.create_task(relay.run(), name="outbox-relay")
+        sending = asyncio.create_task(sender.run(), name="webhook-sender")
         try:
             yield
         finally:
-            relaying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relaying
+            for task in (relaying, sending):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await sender.aclose()
             await publisher.close()
             await storage.close()
             await db.dispose()
@@ -98,4 +108,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(generate.router)
     app.include_router(jobs.router)
     app.include_router(media.router)
+    app.include_router(webhooks.router)
     return app

@@ -13,6 +13,7 @@ from core.db import Database
 from core.storage import MediaStorage
 from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
+from gateway.webhook_sender import WebhookSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class Gateway:
     storage: MediaStorage
     # POST /generate's INSERTs: the jobs of concurrent requests go in one statement.
     intake: Batcher[jobs.NewJob, bool]
+    webhooks: WebhookSender
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:

@@ -16,7 +16,9 @@ from core.schemas.generation import (
 )
 from core.web import model_response
 from core.web_errors import error_responses, invalid
+from gateway import webhook_targets
 from gateway.deps import GatewayDep
+from gateway.settings import GatewaySettings
 from gateway.urls import status_url
 
 router = APIRouter(tags=["generation"])
@@ -52,6 +54,25 @@ def deadline(cancel_after: str | None) -> datetime | None:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
+async def check_webhook(url: str, settings: GatewaySettings) -> None:
+    """422 for a webhook that may not be called (gateway.webhook_targets), 503 if its host's
+    DNS did not answer (the URL may well be fine: try again)."""
+    try:
+        await webhook_targets.check(
+            url,
+            allow_private=settings.gateway_webhook_allow_private,
+            timeout_seconds=settings.gateway_webhook_resolve_timeout_seconds,
+        )
+    except webhook_targets.WebhookUrlRejected as exc:
+        raise invalid(("body", "webhook"), f"Webhook refused: {exc}", value=url) from None
+    except webhook_targets.ResolutionUnavailable:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="The webhook's host could not be resolved just now; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
 @router.post(
     "/generate",
     status_code=status.HTTP_202_ACCEPTED,
@@ -61,7 +82,8 @@ def deadline(cancel_after: str | None) -> datetime | None:
         (*AUTH_ERRORS, 413, 503),
         {
             409: "Idempotency-Key reused with another body",
-            422: "Invalid prompt, model, params or Idempotency-Key",
+            422: "Invalid prompt, model, params, webhook or Idempotency-Key",
+            503: "The database, or the webhook host's DNS, is unavailable: try again shortly",
         },
     ),
 )
@@ -78,6 +100,8 @@ async def generate(
     if model not in settings.allowed_models:
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
+    if body.webhook is not None:
+        await check_webhook(body.webhook, settings)
     job = jobs.new_job(
         owner_id=user.id,
         request=body,

@@ -8,10 +8,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from core import jobs
 from core.auth import AUTH_ERRORS, CurrentUser
 from core.pagination import InvalidCursor
-from core.schemas.generation import JobPage, JobPublic, JobStatus, JobSummary, MediaPublic
+from core.schemas.generation import JobPage, JobPublic, JobStatus, JobSummary
 from core.web import SessionDep
 from core.web_errors import error_responses, invalid
-from gateway.urls import media_url, status_url
+from gateway.deps import GatewayDep
+from gateway.urls import status_url
+from gateway.views import job_public
 
 router = APIRouter(tags=["jobs"])
 
@@ -24,36 +26,7 @@ def job_not_found(job_id: uuid.UUID) -> HTTPException:
 
 
 def to_public(request: Request, job: jobs.JobRow, media: list[jobs.MediaFile]) -> JobPublic:
-    return JobPublic(
-        id=job.id,
-        status=job.status,
-        prompt=job.prompt,
-        model=job.model,
-        params=job.params,
-        attempts=job.attempts,
-        last_error=job.last_error,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        media=[
-            MediaPublic(
-                index=m.index,
-                url=media_url(request, job.id, m.index),
-                content_type=m.content_type,
-                size_bytes=m.size_bytes,
-                sha256=m.sha256,
-                expired=m.expired,
-            )
-            for m in media
-        ],
-        priority=job.priority,
-        deadline_at=job.deadline_at,
-        cancel_reason=job.cancel_reason,
-        logs=job.logs if job.status is JobStatus.running else None,
-        progress=job.progress if job.status is JobStatus.running else None,
-        retries=job.retries,
-    )
+    return job_public(str(request.base_url), job, media)
 
 
 @router.get(
@@ -116,11 +89,16 @@ async def get_jobs(
     responses=error_responses(ERRORS, {**NO_JOB, 409: "The job already finished"}),
 )
 async def cancel(
-    job_id: uuid.UUID, request: Request, user: CurrentUser, session: SessionDep
+    job_id: uuid.UUID,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    gateway: GatewayDep,
 ) -> JobPublic:
     try:
         if not await jobs.cancel(session, job_id, user.id):
             raise job_not_found(job_id)
+        gateway.webhooks.wake()  # its `completed` webhook, if it has one, goes out now
     except jobs.JobNotCancelable as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"Job {job_id} already {exc.status.value}"
