@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -70,6 +71,9 @@ def _headers_are_never_null(schema: dict[str, Any]) -> None:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    # httpx logs each request's URL at INFO: the webhook sender's are the callers' own, and may
+    # carry a token in their query. The sender logs every attempt itself, without the URL.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

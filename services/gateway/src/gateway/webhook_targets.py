@@ -171,7 +171,7 @@ async def addresses(
 
 
 async def check(
-    url: str, *, allow_private: bool, timeout_seconds: float, resolver: Resolver = system_resolver
+    url: str, *, allow_private: bool, timeout_seconds: float, resolver: Resolver | None = None
 ) -> None:
     """POST /generate's check of a webhook; raises WebhookUrlRejected or ResolutionUnavailable.
 
@@ -181,6 +181,6 @@ async def check(
         return
     try:
         async with asyncio.timeout(timeout_seconds):
-            await addresses(target, allow_private=False, resolver=resolver)
+            await addresses(target, allow_private=False, resolver=resolver or system_resolver)
     except TimeoutError:
         raise ResolutionUnavailable(f"no DNS answer within {timeout_seconds:g} s") from None
