@@ -277,3 +277,17 @@ async def test_concurrent_first_uses_agree_on_one_secret(db: Database) -> None:
     owner = await new_user(db)
     keys = await asyncio.gather(*(secret_of(db, owner) for _ in range(5)))
     assert len(set(keys)) == 1
+
+
+async def test_times_are_shown_in_utc_whatever_the_sessions_time_zone(db: Database) -> None:
+    owner = await new_user(db)
+    job_id = await new_job(db, owner, webhook=HOOK)
+    async with db.transaction() as session:
+        await session.execute(text("SET LOCAL timezone = 'America/St_Johns'"))  # UTC-03:30
+        await jobs.mark_running(session, job_id, "p1", "created")
+        [shown] = await webhook_deliveries.for_job(session, job_id, owner) or []
+    [delivery] = await claim(db)
+    job, _ = delivery.job_and_media()
+    assert shown.created_at.utcoffset() == timedelta(0)
+    assert shown.model_dump_json().count("Z") >= 3  # created_at, updated_at, next_attempt_at
+    assert job.updated_at.utcoffset() == timedelta(0)  # the trigger's copy too

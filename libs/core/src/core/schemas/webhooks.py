@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from core.schemas.generation import WebhookEvent
+
+# Read from JSON the database built, in the session's time zone: shown in UTC, as every other
+# time the API shows.
+UtcDatetime = Annotated[datetime, AfterValidator(lambda value: value.astimezone(UTC))]
 
 
 class DeliveryStatus(StrEnum):
@@ -32,7 +37,7 @@ class WebhookAttemptPublic(BaseModel):
     )
     error: str | None = Field(description="why the attempt failed; null when it succeeded")
     duration_ms: int
-    created_at: datetime = Field(description="when the attempt ended")
+    created_at: UtcDatetime = Field(description="when the attempt ended")
 
 
 class WebhookDeliveryPublic(BaseModel):
@@ -40,11 +45,11 @@ class WebhookDeliveryPublic(BaseModel):
     event: WebhookEvent
     url: str
     status: DeliveryStatus
-    next_attempt_at: datetime | None = Field(
+    next_attempt_at: UtcDatetime | None = Field(
         description="while pending: when the next attempt is due (or under way)"
     )
-    created_at: datetime = Field(description="when the event happened")
-    updated_at: datetime
+    created_at: UtcDatetime = Field(description="when the event happened")
+    updated_at: UtcDatetime
     attempts: list[WebhookAttemptPublic]
 
 
