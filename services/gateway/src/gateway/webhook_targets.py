@@ -164,9 +164,13 @@ async def addresses(
             raise WebhookUrlRejected(f"the host {target.host} has no address")
     if not allow_private:
         for address in found:
-            if not is_public_address(address):
-                where = "is" if literal is not None else f"{target.host} resolves to"
-                raise WebhookUrlRejected(f"{where} {address}, which is not a public address")
+            if is_public_address(address):
+                continue
+            if literal is not None:
+                raise WebhookUrlRejected(f"{address} is not a public address")
+            raise WebhookUrlRejected(
+                f"{target.host} resolves to {address}, which is not a public address"
+            )
     return found
 
 
