@@ -5,6 +5,7 @@ real receiver in the test."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -160,6 +161,10 @@ async def test_a_receiver_that_never_answers_does_not_delay_the_job(
         assert receiver.hanging == 1
         shown = (await http.get(f"/jobs/{job_id}/webhooks")).json()["items"]
         await http.aclose()
+        # Nor does it hold up a shutdown: SIGTERM ends the gateway cleanly, not the SIGKILL
+        # that follows 10 s later (the delivery's lease lets another gateway take it).
+        assert gateway.stop() != -signal.SIGKILL
+        assert "Application shutdown complete." in gateway.stderr()
     assert [(d["event"], d["status"], d["attempts"]) for d in shown] == [
         ("start", "pending", []),
         ("completed", "pending", []),
