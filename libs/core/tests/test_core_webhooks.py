@@ -262,3 +262,18 @@ def test_the_webhook_url_names_the_job() -> None:
     assert replicate_webhook_url("http://127.0.0.1:8000", job_id).startswith(
         "http://127.0.0.1:8000/webhooks/replicate?"
     )
+
+
+def test_several_secrets_sign_side_by_side_and_either_verifies() -> None:
+    new, old, stranger = generate_secret(), generate_secret(), generate_secret()
+    headers = sign_headers([new, old], BODY, msg_id=MSG_ID)
+    timestamp = int(headers["webhook-timestamp"])
+    assert headers["webhook-signature"] == " ".join(
+        sign(key, MSG_ID, timestamp, BODY) for key in (new, old)
+    )
+    for key in (new, old):
+        standardwebhooks.Webhook(key).verify(BODY, headers, json_parse=False)
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
+        standardwebhooks.Webhook(stranger).verify(BODY, headers, json_parse=False)
+    with pytest.raises(MalformedSecret):
+        sign_headers([], BODY, msg_id=MSG_ID)

@@ -21,6 +21,8 @@ from core.db import Database
 from gateway.job_changes import JobChanges
 from gateway.settings import GatewaySettings
 
+from .conftest import unpublished
+
 
 async def post_job(http: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> httpx.Response:
     return await http.post("/generate", json={"prompt": "a fox", **body}, headers=headers)
@@ -180,6 +182,11 @@ async def test_a_finished_jobs_stream_is_its_state_then_the_end(
     client: httpx.AsyncClient, alice: dict[str, str], db: Database
 ) -> None:
     job_id = (await post_job(client, alice)).json()["job_id"]
+    # The relay's `enqueued` entry first: no history may be added after the first stream.
+    deadline = time.monotonic() + 10
+    while await unpublished(db):
+        assert time.monotonic() < deadline, "the outbox relay did not publish in 10 s"
+        await asyncio.sleep(0.02)
     await run_to_success(db, uuid.UUID(job_id))
     response = await client.get(f"/jobs/{job_id}/events", headers=alice)
     assert response.status_code == 200

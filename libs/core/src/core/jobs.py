@@ -10,6 +10,9 @@ win, and no change is ever recorded without its event or the other way round.
     queued -> running -> succeeded
        \\         \\-----> failed | canceled
         \\--------------> failed | canceled
+
+A status change of a job with a caller webhook also records the webhook's delivery, in the same
+statement, by a trigger on `jobs` (see core.webhook_deliveries): no statement here needs to.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@ signs its deliveries: the mock signs its own webhooks here, the gateway verifies
 
 A secret is `whsec_<base64 key>`. The `webhook-signature` header is `v1,<base64
 HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")>`, which any Standard Webhooks
-receiver (Replicate's client, the standardwebhooks package) verifies; a sender rotating its
-secret may send several space-separated entries, and one match is enough.
+receiver (Replicate's client, the standardwebhooks package) verifies. While a secret is being
+rotated, a delivery carries one such signature per key, separated by spaces, and a receiver
+that knows either key accepts it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 SECRET_PREFIX = "whsec_"
@@ -82,17 +83,21 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def sign_headers(secret: str, body: bytes, *, msg_id: str) -> dict[str, str]:
+def sign_headers(secret: str | Sequence[str], body: bytes, *, msg_id: str) -> dict[str, str]:
     """`webhook-id`, `webhook-timestamp` and `webhook-signature` for one delivery attempt.
 
     Retries of one event pass the same `msg_id` (receivers deduplicate on it) and sign anew
-    with the current time, so a late retry is not refused as stale.
+    with the current time, so a late retry is not refused as stale. Several secrets (a key and
+    the one it is replacing) give one `v1,` signature each, space-separated.
     """
+    keys = [secret] if isinstance(secret, str) else list(secret)
+    if not keys:
+        raise MalformedSecret("no secret to sign with")
     timestamp = int(time.time())
     return {
         ID_HEADER: msg_id,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, msg_id, timestamp, body),
+        SIGNATURE_HEADER: " ".join(sign(key, msg_id, timestamp, body) for key in keys),
     }
 
 

@@ -1,9 +1,11 @@
-"""Gateway API: wires settings, database, storage, the broker publisher and the outbox relay."""
+"""Gateway API: wires settings, database, storage, the broker publisher, the outbox relay and
+the webhook sender."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,9 +22,10 @@ from gateway.deps import Gateway, create_counter, job_intake
 from gateway.housekeeping import Housekeeper
 from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
-from gateway.routes import events, generate, jobs, media, webhooks
+from gateway.routes import caller_webhooks, events, generate, jobs, media, webhooks
 from gateway.settings import GatewaySettings
 from gateway.webhook_secret import WebhookSecret
+from gateway.webhook_sender import WebhookSender
 
 DESCRIPTION = """
 Queue image generation jobs and follow them to the end.
@@ -33,6 +36,10 @@ Queue image generation jobs and follow them to the end.
    `GET /jobs/{job_id}/events` (Server-Sent Events), or send `Prefer: wait` with the POST to
    get the finished job in its answer.
 4. `GET /media/{job_id}/{index}` for each file.
+
+Or give `POST /generate` a `webhook` (an https URL): it gets the job when it starts and when it
+ends, signed with Standard Webhooks headers; `GET /webhooks/default/secret` has the key to
+verify them with, and `GET /jobs/{job_id}/webhooks` shows every delivery and attempt.
 
 A 202 means the job is stored durably: it reaches a terminal state even if the broker or a
 worker fails meanwhile. Jobs are private to their caller.
@@ -70,6 +77,9 @@ def _headers_are_never_null(schema: dict[str, Any]) -> None:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    # httpx logs each request's URL at INFO: the webhook sender's are the callers' own, and may
+    # carry a token in their query. The sender logs every attempt itself, without the URL.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +95,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             None if configured is None else configured.get_secret_value(),
             replicate.get_webhook_secret,
         )
+        sender = WebhookSender(db, settings)
         app.state.db = db  # what core's shared routes and dependencies read
         app.state.gateway = Gateway(
             settings=settings,
@@ -96,12 +107,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             create_counter=create_counter(db),
             changes=changes,
             webhook_secret=webhook_secret,
+            webhooks=sender,
         )
         housekeeper = Housekeeper(db, publisher, storage, settings)
         background = [
             asyncio.create_task(relay.run(), name="outbox-relay"),
             asyncio.create_task(housekeeper.run(), name="housekeeping"),
             asyncio.create_task(changes.run(), name="job-changes"),
+            asyncio.create_task(sender.run(), name="webhook-sender"),
         ]
         try:
             yield
@@ -112,6 +125,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             for task in background:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await sender.aclose()
             await publisher.close()
             await replicate.aclose()
             await storage.close()
@@ -132,4 +146,5 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(media.router)
     app.include_router(webhooks.router)
+    app.include_router(caller_webhooks.router)
     return app

@@ -17,6 +17,7 @@ from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
 from gateway.settings import GatewaySettings
 from gateway.webhook_secret import WebhookSecret
+from gateway.webhook_sender import WebhookSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class Gateway:
     changes: JobChanges
     # What POST /webhooks/replicate verifies Replicate's deliveries with.
     webhook_secret: WebhookSecret
+    # Caller webhooks: delivers what the job transitions recorded (woken by a cancel here).
+    webhooks: WebhookSender
 
 
 def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:

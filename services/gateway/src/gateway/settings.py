@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from core.replicate import ReplicateSettings
 from core.settings import AuthSettings, BrokerSettings
@@ -51,6 +51,50 @@ class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings, ReplicateSe
             except MalformedSecret as exc:
                 raise ValueError(f"not a webhook secret: {exc}") from None
         return value
+
+    # How callers reach this gateway: the base of the media URLs in webhook bodies (API answers
+    # use the host each request came in on).
+    gateway_public_url: str = "http://127.0.0.1:8000"
+    # Caller webhooks. true: plain http and hosts that are (or resolve to) loopback, private,
+    # link-local or other non-public addresses are allowed too (development and tests only).
+    gateway_webhook_allow_private: bool = False
+    # POST /generate resolves the webhook's host (to refuse private addresses) within this.
+    gateway_webhook_resolve_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    # After a secret rotation, deliveries carry a signature with the old key too, this long.
+    gateway_webhook_rotation_grace_seconds: int = Field(default=86_400, ge=0, le=30 * 86_400)
+    # One attempt, all included (resolving, connecting, sending, the status line).
+    gateway_webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Attempts in flight at once per gateway process.
+    gateway_webhook_concurrency: int = Field(default=32, ge=1, le=1000)
+    # How often the sender looks for due deliveries (the worker's transitions are in another
+    # process; a cancel in this one wakes it at once).
+    gateway_webhook_poll_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    # `completed` is tried this many times; the n-th retry waits min(max, min * 2^(n-1))
+    # seconds, +-20 % jitter. `start` is sent once.
+    gateway_webhook_max_attempts: int = Field(default=14, ge=1, le=100)
+    gateway_webhook_retry_min_seconds: float = Field(default=1.0, gt=0)
+    gateway_webhook_retry_max_seconds: float = Field(default=900.0, gt=0)
+
+    @field_validator("gateway_public_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> GatewaySettings:
+        if self.gateway_webhook_retry_min_seconds > self.gateway_webhook_retry_max_seconds:
+            raise ValueError(
+                "GATEWAY_WEBHOOK_RETRY_MIN_SECONDS must not exceed "
+                "GATEWAY_WEBHOOK_RETRY_MAX_SECONDS"
+            )
+        return self
+
+    @property
+    def public_base_url(self) -> str:
+        """GATEWAY_PUBLIC_URL ending in one slash, as a request's base_url does."""
+        return self.gateway_public_url.rstrip("/") + "/"
 
     @property
     def allowed_models(self) -> frozenset[str]:

@@ -1,5 +1,6 @@
-"""The URLs the gateway hands out, on the host the caller used. Built directly: a named route
-lookup (`request.url_for`) walks every route on every call."""
+"""The URLs the gateway hands out, on the host the caller used (or, in a webhook body, on
+GATEWAY_PUBLIC_URL). Built directly: a named route lookup (`request.url_for`) walks every route
+on every call."""
 
 from __future__ import annotations
 
@@ -12,5 +13,6 @@ def status_url(request: Request, job_id: uuid.UUID) -> str:
     return f"{request.base_url}status/{job_id}"
 
 
-def media_url(request: Request, job_id: uuid.UUID, index: int) -> str:
-    return f"{request.base_url}media/{job_id}/{index}"
+def media_url(base_url: str, job_id: uuid.UUID, index: int) -> str:
+    """`base_url` ends in a slash, like a request's `base_url`."""
+    return f"{base_url}media/{job_id}/{index}"

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Identity, Index, Integer, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from core.models.base import created_at_field, updated_at_field
@@ -34,7 +36,11 @@ class WebhookSecret(SQLModel, table=True):
 
 
 class WebhookDelivery(SQLModel, table=True):
-    """One event of one job for its caller's webhook; retried until delivered or given up."""
+    """One event of one job for its caller's webhook; retried until delivered or given up.
+
+    Rows are inserted only by the `jobs_record_webhook_delivery` trigger (migration 0007), in
+    the statement that changes the job's status.
+    """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
@@ -59,6 +65,9 @@ class WebhookDelivery(SQLModel, table=True):
     status: str = Field(default="pending", max_length=16)  # pending, delivered, failed
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     next_attempt_at: datetime = Field(sa_type=_tz())
+    # The job (every column, and its media) as it was when the event happened: every attempt
+    # sends this, whatever the job became since.
+    job: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()
 

@@ -24,9 +24,11 @@ from core.schemas.generation import (
 )
 from core.web import model_response
 from core.web_errors import error_responses, invalid
+from gateway import webhook_targets
 from gateway.deps import Gateway, GatewayDep
 from gateway.job_changes import Watch
 from gateway.routes.jobs import to_public
+from gateway.settings import GatewaySettings
 from gateway.urls import status_url
 
 T = TypeVar("T")
@@ -114,6 +116,25 @@ async def check_rate_limit(gateway: Gateway, owner_id: uuid.UUID) -> None:
         )
 
 
+async def check_webhook(url: str, settings: GatewaySettings) -> None:
+    """422 for a webhook that may not be called (gateway.webhook_targets), 503 if its host's
+    DNS did not answer (the URL may well be fine: try again)."""
+    try:
+        await webhook_targets.check(
+            url,
+            allow_private=settings.gateway_webhook_allow_private,
+            timeout_seconds=settings.gateway_webhook_resolve_timeout_seconds,
+        )
+    except webhook_targets.WebhookUrlRejected as exc:
+        raise invalid(("body", "webhook"), f"Webhook refused: {exc}", value=url) from None
+    except webhook_targets.ResolutionUnavailable:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="The webhook's host could not be resolved just now; try again shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+
+
 @router.post(
     "/generate",
     status_code=status.HTTP_202_ACCEPTED,
@@ -130,9 +151,10 @@ async def check_rate_limit(gateway: Gateway, owner_id: uuid.UUID) -> None:
             (*AUTH_ERRORS, 413, 503),
             {
                 409: "Idempotency-Key reused with another body",
-                422: "Invalid prompt, model, params, Idempotency-Key or Cancel-After",
+                422: "Invalid prompt, model, params, webhook, Idempotency-Key or Cancel-After",
                 429: "Over GATEWAY_RATE_LIMIT_PER_MINUTE creates this minute: try again after "
                 "`Retry-After` seconds",
+                503: "The database, or the webhook host's DNS, is unavailable: try again shortly",
             },
         ),
     },
@@ -152,6 +174,8 @@ async def generate(
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
     await check_rate_limit(gateway, user.id)
+    if body.webhook is not None:
+        await check_webhook(body.webhook, settings)
     job = jobs.new_job(
         owner_id=user.id,
         request=body,

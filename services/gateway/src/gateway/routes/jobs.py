@@ -11,11 +11,12 @@ from core.amqp import PublishFailed
 from core.auth import AUTH_ERRORS, CurrentUser
 from core.messaging import cancel_message
 from core.pagination import InvalidCursor
-from core.schemas.generation import JobPage, JobPublic, JobStatus, JobSummary, MediaPublic
+from core.schemas.generation import JobPage, JobPublic, JobStatus, JobSummary
 from core.web import SessionDep
 from core.web_errors import error_responses, invalid
 from gateway.deps import Gateway, GatewayDep
-from gateway.urls import media_url, status_url
+from gateway.urls import status_url
+from gateway.views import job_public
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
@@ -35,37 +36,7 @@ def to_public(
     queue_position: int | None = None,
 ) -> JobPublic:
     """The job as GET /status shows it (`to_public(request, *view)` for a jobs.JobView)."""
-    return JobPublic(
-        id=job.id,
-        status=job.status,
-        prompt=job.prompt,
-        model=job.model,
-        params=job.params,
-        attempts=job.attempts,
-        last_error=job.last_error,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        media=[
-            MediaPublic(
-                index=m.index,
-                url=media_url(request, job.id, m.index),
-                content_type=m.content_type,
-                size_bytes=m.size_bytes,
-                sha256=m.sha256,
-                expired=m.expired,
-            )
-            for m in media
-        ],
-        priority=job.priority,
-        deadline_at=job.deadline_at,
-        cancel_reason=job.cancel_reason,
-        queue_position=queue_position if job.status is JobStatus.queued else None,
-        logs=job.logs if job.status is JobStatus.running else None,
-        progress=job.progress if job.status is JobStatus.running else None,
-        retries=job.retries,
-    )
+    return job_public(str(request.base_url), job, media, queue_position)
 
 
 @router.get(
@@ -134,6 +105,7 @@ async def cancel(
         try:
             if not await jobs.cancel(session, job_id, user.id):
                 raise job_not_found(job_id)
+            gateway.webhooks.wake()  # its `completed` webhook, if it has one, goes out now
         except jobs.JobNotCancelable as exc:
             raise HTTPException(
                 status.HTTP_409_CONFLICT, detail=f"Job {job_id} already {exc.status.value}"
