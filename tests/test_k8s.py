@@ -10,10 +10,12 @@ credentials only from the Secret.
 
 from __future__ import annotations
 
+import copy
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -482,3 +484,64 @@ def test_the_secret_example_holds_only_placeholders() -> None:
     values = env_file_keys(K8S / "secrets.example.env")
     for key, value in values.items():
         assert re.search(r"CHANGE-ME|EXAMPLE", value), f"{key}: not an obvious placeholder"
+
+
+# --- the validator `make lint` runs must fail on a broken manifest ----------------------------
+
+
+def validate(tmp_path: Path, docs: Docs) -> subprocess.CompletedProcess[str]:
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump_all(docs))
+    return subprocess.run(
+        [sys.executable, str(K8S / "validate.py"), str(manifest)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_validator_accepts_both_overlays(docs: Docs, tmp_path: Path) -> None:
+    checked = validate(tmp_path, docs)
+    assert checked.returncode == 0, checked.stderr
+
+
+def break_container_field(docs: Docs) -> None:
+    main_container(of_kind(docs, "Deployment")["gateway"])["livenesProbe"] = {}
+
+
+def break_port_type(docs: Docs) -> None:
+    main_container(of_kind(docs, "Deployment")["gateway"])["ports"][0]["containerPort"] = "http"
+
+
+def break_keda_field(docs: Docs) -> None:
+    (scaled,) = of_kind(docs, "ScaledObject").values()
+    scaled["spec"]["minReplicaCont"] = scaled["spec"].pop("minReplicaCount")
+
+
+def break_keda_metadata(docs: Docs) -> None:
+    (scaled,) = of_kind(docs, "ScaledObject").values()
+    scaled["spec"]["triggers"][0]["metadata"]["value"] = 50  # KEDA wants strings
+
+
+def add_unknown_kind(docs: Docs) -> None:
+    docs.append({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}})
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        (break_container_field, "'livenesProbe' was unexpected"),
+        (break_port_type, "'http' is not of type 'integer'"),
+        (break_keda_field, "'minReplicaCont' was unexpected"),
+        (break_keda_metadata, "50 is not of type 'string'"),
+        (add_unknown_kind, "Couldn't find schema for kind Widget"),
+    ],
+)
+def test_the_validator_rejects_a_broken_manifest(
+    rendered: dict[str, Docs], tmp_path: Path, breakage: Callable[[Docs], None], message: str
+) -> None:
+    docs = copy.deepcopy(rendered["prod"])
+    breakage(docs)
+    checked = validate(tmp_path, docs)
+    assert checked.returncode == 1
+    assert message in checked.stderr
