@@ -3,9 +3,12 @@ UV ?= uv
 RUN := $(UV) run --frozen
 PYTEST := $(RUN) pytest
 SERVICES := gateway generation_worker pet_api report_worker replicate_mock
+K8S_OVERLAYS := dev prod
+K8S_BUILD := build/k8s
+K8S_RENDERED := $(foreach o,$(K8S_OVERLAYS),$(K8S_BUILD)/$(o).yaml)
 
 .PHONY: help install up down logs run migrate user test test-core test-e2e $(addprefix test-,$(SERVICES)) \
-        lint fmt bench
+        lint fmt bench k8s
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -13,8 +16,9 @@ help: ## list targets
 
 # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) no .pyc is
 # ever cached, and every process start would compile its imports from source again (~1 s).
-install: ## create .venv from uv.lock (all workspace packages and dev tools)
+install: ## create .venv from uv.lock (all workspace packages and dev tools), and checkov's own
 	$(UV) sync --frozen --all-packages --compile-bytecode
+	UV=$(UV) ./deploy/checkov.sh --install-only
 
 up: ## build the image and start every container (needs Docker)
 	docker compose up --build -d
@@ -41,13 +45,24 @@ migrate: ## create the database if missing and apply every migration
 user: ## create a user: make user USERNAME=alice PASSWORD=secret123
 	$(RUN) python -m core.cli create-user $(if $(USERNAME),--username $(USERNAME)) $(if $(PASSWORD),--password $(PASSWORD))
 
-lint: ## ruff (format check + lint), mypy --strict (core and services), hadolint, dclint
+lint: k8s ## ruff, mypy --strict, hadolint, dclint, Kubernetes schemas and checkov policies
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
 	$(RUN) mypy libs/core/src libs/testkit/src
 	$(RUN) mypy services/*/src
 	$(RUN) hadolint deploy/Dockerfile
 	./deploy/dclint.sh
+	$(RUN) python deploy/k8s/validate.py $(K8S_RENDERED)
+	UV=$(UV) ./deploy/checkov.sh $(addprefix -f ,$(K8S_RENDERED)) -f deploy/Dockerfile
+
+k8s: ## render the Kubernetes overlays (kubectl kustomize) into build/k8s/<overlay>.yaml
+	@command -v kubectl >/dev/null || { echo "make k8s: kubectl (with kustomize) is needed" >&2; exit 1; }
+	@mkdir -p $(K8S_BUILD)
+	@for overlay in $(K8S_OVERLAYS); do \
+		kubectl kustomize deploy/k8s/overlays/$$overlay >$(K8S_BUILD)/$$overlay.yaml.tmp || exit 1; \
+		mv $(K8S_BUILD)/$$overlay.yaml.tmp $(K8S_BUILD)/$$overlay.yaml; \
+		echo "rendered $(K8S_BUILD)/$$overlay.yaml"; \
+	done
 
 fmt: ## format and auto-fix
 	$(RUN) ruff format .

@@ -14,11 +14,19 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from core.cli import create_database_if_missing, main
+from core.cli import MigrationHistory, create_database_if_missing, main, wait_for_migrations
 from core.db import Database
 from core.models import User
 from core.passwords import verify_password
-from testkit.database import ADMIN_URL
+from core.settings import DatabaseSettings
+from testkit.database import (
+    ADMIN_URL,
+    REPO_ROOT,
+    asyncpg_dsn,
+    create_test_database,
+    drop_test_database,
+    migrate,
+)
 
 
 async def database_exists(name: str) -> bool:
@@ -117,3 +125,79 @@ async def test_create_user_short_password_exits_2(
     assert "error: password must be at least 8 characters" in capsys.readouterr().err.splitlines()
     async with db.session() as session:
         assert (await session.exec(select(User))).all() == []
+
+
+# --- wait-for-migrations: the init container every app pod runs before it starts ----------
+
+ALEMBIC_INI = str(REPO_ROOT / "alembic.ini")
+
+
+@pytest.fixture
+async def empty_database_url() -> AsyncIterator[str]:
+    """A new database with no migration applied."""
+    url = await create_test_database("cli-wait")
+    yield url
+    await drop_test_database(url)
+
+
+async def test_wait_for_migrations_passes_at_once_at_head(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    argv = ["wait-for-migrations", "--timeout", "30", "--config", ALEMBIC_INI]
+    assert await asyncio.to_thread(main, argv) == 0
+    heads = sorted(MigrationHistory.read(ALEMBIC_INI).heads)
+    assert capsys.readouterr().err.splitlines()[-1] == f"database migrated: {heads}"
+
+
+async def test_wait_for_migrations_fails_when_the_migration_never_comes(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    argv = ["wait-for-migrations", "--timeout", "0.5", "--config", ALEMBIC_INI]
+    assert await asyncio.to_thread(main, argv) == 1
+    err = capsys.readouterr().err
+    assert "database at no revision; waiting for" in err
+    assert "did not reach" in err
+
+
+async def test_wait_for_migrations_returns_once_the_database_is_migrated(
+    empty_database_url: str,
+) -> None:
+    history = MigrationHistory.read(ALEMBIC_INI)
+    settings = DatabaseSettings(database_url=empty_database_url)
+    waiting = asyncio.create_task(wait_for_migrations(settings, history, poll_seconds=0.05))
+    try:
+        await asyncio.sleep(0)  # let it start: the database has no revision, so it must wait
+        assert not waiting.done()
+        await asyncio.to_thread(migrate, empty_database_url)  # what the migrate Job does
+        async with asyncio.timeout(30):
+            assert await waiting == history.heads
+    finally:
+        waiting.cancel()
+
+
+async def test_wait_for_migrations_accepts_a_newer_database(empty_database_url: str) -> None:
+    # After a rollback the database holds a revision this image does not know; its pods must
+    # still start (migrations stay compatible with the release before).
+    conn = await asyncpg.connect(asyncpg_dsn(empty_database_url))
+    try:
+        await conn.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        await conn.execute("INSERT INTO alembic_version VALUES ('9999_from_the_future')")
+    finally:
+        await conn.close()
+    history = MigrationHistory.read(ALEMBIC_INI)
+    settings = DatabaseSettings(database_url=empty_database_url)
+    async with asyncio.timeout(30):
+        assert await wait_for_migrations(settings, history) == {"9999_from_the_future"}
+
+
+async def test_wait_for_migrations_waits_out_an_unreachable_database(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    history = MigrationHistory.read(ALEMBIC_INI)
+    settings = DatabaseSettings(database_url="postgresql+asyncpg://postgres@127.0.0.1:1/app")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await wait_for_migrations(settings, history, poll_seconds=0.05)
+    assert "database not reachable yet" in capsys.readouterr().err
