@@ -299,6 +299,7 @@ def _run_jobs(
             "STORAGE_BACKEND": "local",
             "STORAGE_LOCAL_ROOT": str(media),
             "GENERATION_PROCESSES": "1",
+            "GENERATION_METRICS_PORT": "0",  # counted all the same; not served (no port clash)
         }
         if webhook_events is not None:  # the fallback poll interval stays at its default
             worker_env["REPLICATE_WEBHOOK_BASE_URL"] = gw_url

@@ -60,7 +60,9 @@ def service_env(
         "GENERATION_POLL_MAX_INTERVAL_SECONDS": "0.5",
         "RETRY_MIN_BACKOFF_MS": "100",
         "RETRY_MAX_BACKOFF_MS": "1000",
-        "REPORT_METRICS_PORT": "0",  # off: several processes would want the default port
+        # off: several processes would want the default ports
+        "REPORT_METRICS_PORT": "0",
+        "GENERATION_METRICS_PORT": "0",
     }
 
 

@@ -36,7 +36,6 @@ Docs = list[Doc]
 
 # Settings other work is adding to .env.example while this deployment already uses them. Each
 # must leave this set once .env.example documents it (a test below says so).
-PENDING_SETTINGS = {"GENERATION_METRICS_PORT"}
 # Credentials: only ever from the Secret, never in a ConfigMap.
 CREDENTIALS = {
     "DATABASE_URL",
@@ -451,7 +450,7 @@ def test_settings_are_documented_and_credentials_stay_in_the_secret(
 ) -> None:
     documented = set(env_file_keys(ROOT / ".env.example"))
     settings = config(docs)
-    unknown = set(settings) - documented - PENDING_SETTINGS
+    unknown = set(settings) - documented
     assert not unknown, f"not settings (.env.example): {sorted(unknown)}"
     assert not set(settings) & CREDENTIALS
     assert settings["STORAGE_BACKEND"] == "s3"  # shared by replicas; the root fs is read-only
@@ -466,12 +465,6 @@ def test_settings_are_documented_and_credentials_stay_in_the_secret(
                 assert env["name"] in documented, f"{name}: {env['name']} is not a setting"
             (source,) = container["envFrom"]
             assert source["configMapRef"]["name"] in of_kind(docs, "ConfigMap"), name
-
-
-def test_pending_settings_are_still_pending() -> None:
-    # Once .env.example documents one of them, take it out of PENDING_SETTINGS.
-    documented = set(env_file_keys(ROOT / ".env.example"))
-    assert not PENDING_SETTINGS & documented, "now documented: remove from PENDING_SETTINGS"
 
 
 def test_the_secret_example_holds_only_placeholders() -> None:

@@ -684,6 +684,19 @@ async def mark_enqueued(session: AsyncSession, job_ids: Sequence[uuid.UUID], det
     await session.execute(_MARK_ENQUEUED, {"ids": list(job_ids), "detail": detail})
 
 
+_COUNT_UNFINISHED = _statement(
+    "SELECT status, count(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY status"
+).columns(JOBS.c.status, column("n"))
+
+
+async def count_unfinished(session: AsyncSession) -> dict[JobStatus, int]:
+    """Queued and running jobs, over every caller (for the worker's gauges)."""
+    counts = {JobStatus.queued: 0, JobStatus.running: 0}
+    for status, n in await session.execute(_COUNT_UNFINISHED):
+        counts[status] = n
+    return counts
+
+
 # --- the worker: one statement per transition ------------------------------------------------
 
 

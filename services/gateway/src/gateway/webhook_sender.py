@@ -38,6 +38,7 @@ import time
 from datetime import timedelta
 
 import httpx
+from prometheus_client import Counter
 
 from core import webhook_deliveries
 from core.aio import raise_if_cancelling
@@ -61,6 +62,12 @@ USER_AGENT = "media-gateway-webhooks/0.1"
 # A lease outlasts an attempt by this much: another sender takes the delivery only once the
 # one that claimed it must have finished (or died).
 LEASE_MARGIN = timedelta(seconds=30)
+ATTEMPTS = Counter(
+    "webhook_delivery_attempts_total",
+    "Caller webhook attempts by event, outcome of the attempt (ok, error) and what the "
+    "delivery became (delivered, pending: to be retried, failed: given up, superseded)",
+    ["event", "outcome", "delivery"],
+)
 JITTER = 0.2  # +-20 % on each retry delay, so deliveries that failed together spread out
 
 
@@ -184,6 +191,10 @@ class WebhookSender:
                 max_attempts=max_attempts if delivery.event == "completed" else 1,
                 retry_in=retry_delay(number, self._settings),
             )
+        # pending: it failed and will be tried again; delivered; failed: given up; superseded:
+        # another sender recorded it first (its lease had run out)
+        became = status or "superseded"
+        ATTEMPTS.labels(delivery.event, "ok" if error is None else "error", became).inc()
         log.info(
             "webhook attempt",
             extra={

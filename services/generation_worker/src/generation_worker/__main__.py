@@ -17,6 +17,7 @@ from dramatiq import Worker
 
 from core.logging import configure_logging, load_settings
 from core.messaging import QUEUES, AsyncPublishingBroker, create_publisher, run_on_worker_loop
+from core.metrics import serve_metrics
 from generation_worker.actors import declare_actors
 from generation_worker.message_counts import MessageCounts
 from generation_worker.resources import WorkerResources
@@ -53,6 +54,8 @@ def main() -> None:
     broker.emit_after("process_boot")  # starts TimeLimit's watchdog, as Dramatiq's CLI does
     worker = Worker(broker, queues=set(QUEUES), worker_threads=settings.generation_threads)
     worker.start()
+    serve_metrics(settings.generation_metrics_port, service="generation_worker")
+    run_on_worker_loop(resources.context())  # opens the clients, starts the job gauges
     log.info("worker ready", extra={"threads": settings.generation_threads})
     stop.wait()
     log.info("shutting down")

@@ -3,6 +3,9 @@ asyncpg pool or an aiohttp session belongs to the loop that opened it)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -12,10 +15,16 @@ from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.middleware import Middleware
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core import jobs
 from core.db import Database, create_database
 from core.replicate import ReplicateClient
 from core.storage import MediaStorage, create_storage
+from generation_worker import metrics
 from generation_worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+GAUGE_REFRESH_SECONDS = 15
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,14 +83,39 @@ class WorkerResources(Middleware):
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self._context: WorkerContext | None = None
+        self._gauges: asyncio.Task[None] | None = None
 
     async def context(self) -> WorkerContext:
         if self._context is None:  # the loop runs one coroutine at a time: no race
             self._context = WorkerContext.open(self.settings)
+            self._gauges = asyncio.create_task(_refresh_job_gauges(self._context))
         return self._context
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        context, self._context = self._context, None
         loop_thread = get_event_loop_thread()
-        if context is not None and loop_thread is not None:
-            loop_thread.run_coroutine(context.aclose())
+        if loop_thread is not None:
+            loop_thread.run_coroutine(self._close())
+
+    async def _close(self) -> None:
+        context, self._context = self._context, None
+        gauges, self._gauges = self._gauges, None
+        if gauges is not None:
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
+        if context is not None:
+            await context.aclose()
+
+
+async def _refresh_job_gauges(ctx: WorkerContext) -> None:
+    """Queued and running jobs (predictions in flight) into `generation_jobs`, every 15 s; a
+    database outage leaves the last values and tries again next time."""
+    while True:
+        try:
+            counts = await ctx.jobs(jobs.count_unfinished)
+        except Exception as exc:  # the database away: the steps report that loudly enough
+            log.debug("job gauges not refreshed: %s", exc)
+        else:
+            for status, n in counts.items():
+                metrics.JOBS.labels(status.value).set(n)
+        await asyncio.sleep(GAUGE_REFRESH_SECONDS)

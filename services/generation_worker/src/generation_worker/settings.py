@@ -35,6 +35,9 @@ class WorkerSettings(DatabaseSettings, BrokerSettings, StorageSettings, Replicat
     # Steps are short (no thread waits on a prediction), so a few threads keep hundreds of
     # predictions in flight. Scale further with more processes.
     generation_threads: int = Field(default=16, ge=1, le=256)
+    # Prometheus metrics at :PORT/metrics (jobs, queue wait and run times, Replicate calls,
+    # retries, storage); 0 = off.
+    generation_metrics_port: int = Field(default=9191, ge=0, le=65535)
 
     @field_validator("replicate_webhook_base_url")
     @classmethod

@@ -22,10 +22,17 @@ from typing import Any
 from dramatiq.common import compute_backoff
 
 from core import jobs
-from core.replicate import PermanentError, Prediction, PredictionFailed, TransientError
+from core.replicate import (
+    DownloadTooLarge,
+    PermanentError,
+    Prediction,
+    PredictionFailed,
+    TransientError,
+)
 from core.schemas.generation import JobStatus
 from core.storage import StorageUnavailable, media_key
 from core.webhooks import replicate_webhook_url
+from generation_worker import metrics
 from generation_worker.download import OutputRejected, download_image
 from generation_worker.progress import progress_of
 from generation_worker.resources import WorkerContext
@@ -102,6 +109,8 @@ async def advance(
         if begun is None:
             return await _finished(ctx, await ctx.jobs(jobs.load, job_id))
         job, attempt, created_since = begun.job, begun.number, begun.create_requested_before
+        if attempt == 1 and job.retries == 0 and job.started_at is not None:
+            metrics.QUEUE_WAIT.observe((job.started_at - job.created_at).total_seconds())
     try:
         prediction = await _ensure_prediction(ctx, job, created_since, delivered)
         if prediction is None:
@@ -114,21 +123,27 @@ async def advance(
         if prediction.status != "succeeded":
             raise PredictionFailed(prediction)
         media = await _deliver(ctx, job, prediction)
-        if not await ctx.jobs(jobs.mark_succeeded, job_id, media):
+        if await ctx.jobs(jobs.mark_succeeded, job_id, media):
+            _count_finished(job, JobStatus.succeeded, "ok")
+        else:
             log.info("job finished elsewhere before delivery", extra={"job_id": str(job_id)})
         return Done()
     except PERMANENT as exc:
-        await ctx.jobs(jobs.mark_failed, job_id, describe(exc))
+        if await ctx.jobs(jobs.mark_failed, job_id, describe(exc)):
+            _count_finished(job, JobStatus.failed, _failure_reason(exc))
         log.info("job failed permanently: %s", describe(exc), extra={"job_id": str(job_id)})
         return Done()
     except TRANSIENT as exc:
         error = describe(exc)
         if attempt >= ctx.settings.generation_max_attempts:
-            await ctx.jobs(jobs.mark_failed, job_id, f"gave up after {attempt} attempts: {error}")
+            reason = f"gave up after {attempt} attempts: {error}"
+            if await ctx.jobs(jobs.mark_failed, job_id, reason):
+                _count_finished(job, JobStatus.failed, "gave_up")
             log.warning(
                 "job failed after %d attempts: %s", attempt, error, extra={"job_id": str(job_id)}
             )
             return Done()
+        metrics.RETRIES.labels(type(exc).__name__).inc()
         await ctx.jobs(jobs.record_error, job_id, error, attempt)
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
         delay = backoff_seconds(ctx.settings, attempt, retry_after)
@@ -139,6 +154,22 @@ async def advance(
             extra={"job_id": str(job_id), "attempt": attempt},
         )
         return RetryLater(delay, error)
+
+
+def _failure_reason(exc: Exception) -> str:
+    """A bounded label for a permanent failure (most specific class first)."""
+    if isinstance(exc, PredictionFailed):
+        return "prediction_failed"
+    if isinstance(exc, OutputRejected | DownloadTooLarge):
+        return "output_rejected"
+    return "replicate_refused"  # a 4xx from Replicate: bad input, auth, unknown model
+
+
+def _count_finished(job: jobs.JobRow, status: JobStatus, reason: str) -> None:
+    metrics.JOBS_FINISHED.labels(status.value, reason).inc()
+    if job.started_at is not None:
+        elapsed = (datetime.now(UTC) - job.started_at).total_seconds()
+        metrics.RUN_TIME.labels(status.value).observe(elapsed)
 
 
 async def _record_progress(ctx: WorkerContext, job: jobs.JobRow, prediction: Prediction) -> None:
