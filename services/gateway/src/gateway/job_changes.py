@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from core.settings import DatabaseSettings
+from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ def asyncpg_dsn(database_url: str) -> str:
 
 
 class JobChanges:
-    def __init__(self, settings: DatabaseSettings, *, application_name: str) -> None:
-        self._dsn = asyncpg_dsn(settings.database_url)
+    def __init__(self, settings: GatewaySettings, *, application_name: str) -> None:
+        self._dsn = asyncpg_dsn(settings.gateway_listen_database_url or settings.database_url)
         self._connect_timeout = settings.db_connect_timeout_seconds
         self._application_name = application_name
         self._waiters: dict[uuid.UUID, set[Watch]] = {}

@@ -35,6 +35,10 @@ class GatewaySettings(AuthSettings, BrokerSettings, StorageSettings, ReplicateSe
     gateway_media_ttl_seconds: float = Field(default=0, ge=0)
     # GET /jobs/{id}/events: a comment line this often while nothing happens, so proxies and
     # clients see a live connection (and a vanished client is noticed).
+    # The one LISTEN connection for live status needs a session of its own: behind PgBouncer in
+    # transaction mode, point this past the pooler (or at a session-mode pool). Empty: the
+    # DATABASE_URL.
+    gateway_listen_database_url: str | None = None
     gateway_events_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
     # GET /media: redirect to a presigned S3 URL instead of streaming through the gateway.
     gateway_media_redirect: bool = False
