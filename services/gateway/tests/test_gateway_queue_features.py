@@ -23,6 +23,7 @@ from core.storage import MediaNotFound, create_storage
 from gateway.deps import Gateway
 from gateway.housekeeping import Housekeeper
 from gateway.settings import GatewaySettings
+from testkit.s3 import S3Endpoint
 
 from .conftest import Published, drain_queue_safe, serving, token_for
 from .test_gateway_jobs import store_finished_media
@@ -277,10 +278,15 @@ async def test_creates_over_the_rate_limit_get_429_with_retry_after(
 # --- media expiry ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["local", "s3"])
 async def test_expired_media_are_deleted_and_answer_410(
-    make_settings: Callable[..., GatewaySettings], db: Database
+    backend: str, make_settings: Callable[..., GatewaySettings], db: Database, moto_s3: S3Endpoint
 ) -> None:
-    settings = make_settings(gateway_media_ttl_seconds=3600)
+    storage_settings = {}
+    if backend == "s3":  # the settings the S3 backend reads, as the env of a process would
+        env = moto_s3.env(moto_s3.new_bucket())
+        storage_settings = {key.lower(): value for key, value in env.items()}
+    settings = make_settings(gateway_media_ttl_seconds=3600, **storage_settings)
     async with serving(settings) as (app, http):
         alice = await token_for(http, db, "alice")
         old, fresh = [
