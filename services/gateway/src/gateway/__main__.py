@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 
@@ -43,7 +44,8 @@ def main() -> None:
         proxy_headers=True,
     )
     server = GatewayServer(config, app)
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # SIGINT after a clean shutdown, as uvicorn.run
+        server.run()
     if not server.started:  # as uvicorn.run: a failed start-up is a failed exit
         sys.exit(STARTUP_FAILURE)
 
