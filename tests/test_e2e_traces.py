@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -23,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from core.db import Database
+from testkit.processes import free_port, run_process
 
 from .conftest import Starter, wait_for_status, wait_until  # type: ignore[import-not-found]
 from .test_e2e_generation import login  # type: ignore[import-not-found]
@@ -181,6 +183,7 @@ async def test_one_job_is_one_connected_trace_across_the_services(
                 wait_until(complete, "the job's whole trace at the collector")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; received: {collector.describe()}") from None
+            gateway_log = gateway.stderr()
 
     trace_id = collector.job_trace_id(job_id)
     assert trace_id is not None
@@ -201,6 +204,14 @@ async def test_one_job_is_one_connected_trace_across_the_services(
         and s.service == "generation_worker"
     ]
     assert worker_statements, "the worker's statements are in the job's trace"
+    # The request's log lines name the trace next to the request id.
+    access_lines = [
+        line
+        for line in map(json.loads, filter(None, gateway_log.splitlines()))
+        if line.get("msg") == "POST /generate 202"
+    ]
+    assert [line["trace_id"] for line in access_lines] == [trace_id]
+    assert "request_id" in access_lines[0]
     # Every span the processes exported, not only this trace's: no caller content anywhere.
     for span in collector.spans:
         assert all(PROMPT not in value for value in span.attributes.values()), span
@@ -239,3 +250,35 @@ def test_without_otel_variables_nothing_is_traced_or_even_loaded() -> None:
     assert _instrumented_without(off)["instrumented"] is False
     # And the probe can tell: with an exporter chosen, the app is instrumented.
     assert _instrumented_without({"OTEL_TRACES_EXPORTER": "console"})["instrumented"] is True
+
+
+def test_the_pet_apis_requests_are_traced_with_their_statements(
+    database_url: str, collector: Collector
+) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "DATABASE_URL": database_url,
+        "PET_API_PORT": str(port),
+        "PET_API_HOST": "127.0.0.1",
+        "JWT_SECRET": "pet-api-traces-test-secret-0123456789abcdef",
+        "PET_API_READS_REQUIRE_AUTH": "false",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    with run_process(["-m", "pet_api"], env, health_url=f"{base}/readyz"):
+        httpx.get(f"{base}/pets", timeout=10).raise_for_status()
+
+        def traced() -> bool:
+            with collector._lock:
+                requests = [s for s in collector.spans if s.name == "GET /pets"]
+            if not requests:
+                return False
+            spans = collector.trace(requests[0].trace_id)
+            return requests[0].service == "pet_api" and any(
+                s.scope == "opentelemetry.instrumentation.sqlalchemy" and s.parent_id for s in spans
+            )
+
+        wait_until(traced, "GET /pets and its statement at the collector")
+    # Probes are not traced: the readiness checks above never reached the collector.
+    assert not [s for s in collector.spans if s.name.endswith("/readyz")]
