@@ -511,7 +511,7 @@ _RETRY = _statement(
     """,
     _ID,
     _OWNER,
-).columns(JOBS.c.id, JOBS.c.priority, JOBS.c.trace_parent)
+).columns(JOBS.c.id, JOBS.c.priority)
 
 
 async def retry(session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID) -> Priority | None:
