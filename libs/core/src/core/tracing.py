@@ -177,8 +177,21 @@ def job_step(
         actor,
         context=parent,
         kind=trace.SpanKind.CONSUMER,
-        attributes={"job.id": job_id, "messaging.destination.name": actor},
+        attributes={"job.id": job_id, "messaging.system": "rabbitmq"},
     ):
+        yield
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """No spans for what runs inside (the read of a job's stored context, which would be a
+    stray trace of its own)."""
+    if not _enabled:
+        yield
+        return
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
         yield
 
 

@@ -104,7 +104,8 @@ async def _in_job_trace(ctx: WorkerContext, actor: str, job_id: str) -> AsyncIte
     options = None if message is None else message.options
     stored = None
     if tracing.needs_stored_context(options):
-        stored = await ctx.jobs(jobs.trace_parent, uuid.UUID(job_id))
+        with tracing.untraced():
+            stored = await ctx.jobs(jobs.trace_parent, uuid.UUID(job_id))
     with tracing.job_step(actor, job_id, options, stored):
         yield
 
