@@ -134,7 +134,9 @@ def _connected(spans: list[Span]) -> bool:
     return all(span.parent_id in ids for span in spans if span.parent_id)
 
 
+@pytest.mark.parametrize("answered_by", ["webhook", "poll"])
 async def test_one_job_is_one_connected_trace_across_the_services(
+    answered_by: str,
     db: Database,
     own_broker_url: str,
     collector: Collector,
@@ -147,15 +149,15 @@ async def test_one_job_is_one_connected_trace_across_the_services(
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
     with start_gateway(**otel) as gateway:
-        # Replicate's answer comes by webhook (no polls): the webhook's step, sent from the
-        # webhook's own request, must still land in the job's trace.
-        worker_env = {
-            **otel,
+        # By webhook (no polls), the webhook's step, sent from the webhook's own request,
+        # must still land in the job's trace; by polls, each poll message carries it on.
+        webhooks = {
             "REPLICATE_WEBHOOK_BASE_URL": gateway.base_url,
             "GENERATION_WEBHOOK_POLL_INTERVAL_SECONDS": "3600",
         }
-        with start_worker(**worker_env):
-            http = await login(db, gateway.base_url, username="tracy")
+        answer_step = "prediction_webhook" if answered_by == "webhook" else "poll_generation"
+        with start_worker(**otel, **(webhooks if answered_by == "webhook" else {})):
+            http = await login(db, gateway.base_url, username=f"tracy-{answered_by}")
             job_id = http.post("/generate", json={"prompt": PROMPT}).json()["job_id"]
             assert wait_for_status(http, job_id, {"succeeded", "failed"})["status"] == "succeeded"
 
@@ -170,7 +172,7 @@ async def test_one_job_is_one_connected_trace_across_the_services(
                     {
                         ("gateway", "POST /generate"),
                         ("generation_worker", "generate_media"),
-                        ("generation_worker", "prediction_webhook"),
+                        ("generation_worker", answer_step),
                         ("generation_worker", "storage put"),
                     }
                     <= names
@@ -190,8 +192,15 @@ async def test_one_job_is_one_connected_trace_across_the_services(
     spans = collector.trace(trace_id)
     [root] = [span for span in spans if not span.parent_id]
     assert (root.service, root.name) == ("gateway", "POST /generate")
-    steps = [span for span in spans if span.name in {"generate_media", "prediction_webhook"}]
+    steps = [span for span in spans if span.name in {"generate_media", answer_step}]
     assert all(span.attributes["job.id"] == job_id for span in steps)
+    [generate] = [span for span in steps if span.name == "generate_media"]
+    assert generate.parent_id == root.span_id  # through the outbox and RabbitMQ
+    answers = [span for span in steps if span.name == answer_step]
+    if answered_by == "webhook":  # the job's stored context: a child of the request
+        assert {span.parent_id for span in answers} == {root.span_id}
+    else:  # the first poll was published by generate_media's step, each next by the last
+        assert generate.span_id in {span.parent_id for span in answers}
     replicate_calls = [s for s in spans if s.scope == "opentelemetry.instrumentation.httpx"]
     created = [
         s for s in replicate_calls if s.attributes.get("http.url", "").endswith("/predictions")
