@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from core import jobs
 from core.db import Database
+from core.messaging import generate_message
 from core.models import User
 from core.pagination import InvalidCursor
 from core.schemas.generation import GenerateRequest, JobStatus, Priority
@@ -190,6 +191,28 @@ async def test_a_fresh_job_is_left_to_its_own_gateway_for_the_grace_time(db: Dat
         assert await jobs.claim_unpublished(session, timedelta(0), limit=10) == [
             jobs.Outgoing(job_id, Priority.normal)
         ]
+
+
+async def test_a_swept_job_is_published_in_the_trace_it_was_created_in(db: Database) -> None:
+    """The sweep publishes long after the request: the job's stored context goes into the
+    generate message's options, for the worker to continue the job's one trace."""
+    owner = await new_user(db)
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    request = GenerateRequest.model_validate({"prompt": "traced"})
+    traced = jobs.new_job(
+        owner_id=owner, request=request, model=MODEL, idempotency_key=None, trace_parent=traceparent
+    )
+    async with db.session() as session:
+        await jobs.insert_many(session, [traced])
+    async with db.transaction() as session:
+        [claimed] = await jobs.claim_unpublished(session, timedelta(0), limit=10)
+    assert claimed == jobs.Outgoing(traced.id, Priority.normal, traceparent)
+    message = generate_message(str(claimed.job_id), claimed.priority, claimed.trace_parent)
+    assert message.options["traceparent"] == traceparent
+    async with db.session() as session:
+        assert await jobs.trace_parent(session, traced.id) == traceparent
+        assert await jobs.trace_parent(session, await new_job(db, owner)) is None
+    assert "traceparent" not in generate_message(str(traced.id)).options  # untraced: nothing
 
 
 async def test_stale_jobs_are_claimed_by_age(db: Database) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.settings import DatabaseSettings
+from core.tracing import instrument_engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ def create_database(settings: DatabaseSettings, *, application_name: str) -> Dat
         pool_recycle=600,
         connect_args=connect_args if direct else _pooler_safe(connect_args),
     )
+    instrument_engine(engine)  # a span per statement, only with tracing on
     transactional = engine.execution_options(isolation_level="READ COMMITTED")
     return Database(
         engine=engine,

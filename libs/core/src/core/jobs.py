@@ -71,6 +71,7 @@ class JobRow:
     progress: float | None
     retries: int
     retired_prediction_ids: list[str]
+    trace_parent: str | None
 
     @property
     def prediction_input(self) -> dict[str, Any]:
@@ -161,6 +162,7 @@ class NewJob:
     deadline_at: datetime | None = None
     webhook: str | None = None
     webhook_events_filter: list[str] | None = None
+    trace_parent: str | None = None  # core.tracing: the request's context, if traced
 
 
 def new_job(
@@ -170,6 +172,7 @@ def new_job(
     model: str,
     idempotency_key: str | None,
     deadline_at: datetime | None = None,
+    trace_parent: str | None = None,
 ) -> NewJob:
     job_id = uuid.uuid4()
     params: dict[str, Any] = request.params.model_dump()
@@ -189,6 +192,7 @@ def new_job(
         webhook_events_filter=(
             None if request.webhook_events_filter is None else list(request.webhook_events_filter)
         ),
+        trace_parent=trace_parent,
     )
 
 
@@ -199,15 +203,15 @@ _INSERT = _statement(
     WITH job AS (
         INSERT INTO jobs (id, owner_id, prompt, model, params, status, attempts,
                           idempotency_key, request_hash, priority, deadline_at, webhook,
-                          webhook_events_filter, created_at, updated_at)
+                          webhook_events_filter, trace_parent, created_at, updated_at)
         SELECT r.id, r.owner_id, r.prompt, r.model, r.params, 'queued', 0,
                r.idempotency_key, r.request_hash, coalesce(r.priority, 'normal'),
-               r.deadline_at, r.webhook, r.webhook_events_filter,
+               r.deadline_at, r.webhook, r.webhook_events_filter, r.trace_parent,
                clock_timestamp(), clock_timestamp()
         FROM jsonb_to_recordset(:rows) AS r(
             id uuid, owner_id uuid, prompt text, model text, params jsonb,
             idempotency_key text, request_hash text, priority text, deadline_at timestamptz,
-            webhook text, webhook_events_filter text[])
+            webhook text, webhook_events_filter text[], trace_parent text)
         ON CONFLICT ON CONSTRAINT uq_jobs_owner_idempotency_key DO NOTHING
         RETURNING id, created_at
     ), event AS (
@@ -246,6 +250,7 @@ async def insert_many(session: AsyncSession, new_jobs: Sequence[NewJob]) -> list
             "deadline_at": None if job.deadline_at is None else job.deadline_at.isoformat(),
             "webhook": job.webhook,
             "webhook_events_filter": job.webhook_events_filter,
+            "trace_parent": job.trace_parent,
         }
         for job in new_jobs
     ]
@@ -603,28 +608,28 @@ async def mark_media_expired(session: AsyncSession, files: Sequence[ExpiringMedi
 
 _CLAIM_UNPUBLISHED = _statement(
     """
-    SELECT id, priority FROM jobs
+    SELECT id, priority, trace_parent FROM jobs
     WHERE enqueued_at IS NULL AND status = 'queued'
       AND created_at < now() - make_interval(secs => :grace)
     ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED
     """
-).columns(JOBS.c.id, JOBS.c.priority)
+).columns(JOBS.c.id, JOBS.c.priority, JOBS.c.trace_parent)
 _CLAIM_STALE = _statement(
     """
-    SELECT id, priority FROM jobs
+    SELECT id, priority, trace_parent FROM jobs
     WHERE status IN ('queued', 'running') AND updated_at < now() - make_interval(secs => :stale)
     ORDER BY updated_at LIMIT :limit FOR UPDATE SKIP LOCKED
     """
-).columns(JOBS.c.id, JOBS.c.priority)
+).columns(JOBS.c.id, JOBS.c.priority, JOBS.c.trace_parent)
 _CLAIM_AGED = _statement(
     """
-    SELECT id, priority FROM jobs
+    SELECT id, priority, trace_parent FROM jobs
     WHERE status = 'queued' AND priority <> 'high'
       AND enqueued_at < now() - make_interval(secs => :aged)
       AND updated_at < now() - make_interval(secs => :aged)
     ORDER BY enqueued_at LIMIT :limit FOR UPDATE SKIP LOCKED
     """
-).columns(JOBS.c.id, JOBS.c.priority)
+).columns(JOBS.c.id, JOBS.c.priority, JOBS.c.trace_parent)
 _MARK_ENQUEUED = _statement(
     """
     WITH job AS (
@@ -645,10 +650,11 @@ class Outgoing:
 
     job_id: uuid.UUID
     priority: Priority
+    trace_parent: str | None = None  # the job's trace, continued by its message
 
 
 def _outgoing(rows: Any) -> list[Outgoing]:
-    return [Outgoing(row.id, row.priority) for row in rows]
+    return [Outgoing(row.id, row.priority, row.trace_parent) for row in rows]
 
 
 async def claim_unpublished(session: AsyncSession, grace: timedelta, limit: int) -> list[Outgoing]:
@@ -748,6 +754,16 @@ _LOAD = _statement(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = :id", _ID).colum
 async def load(session: AsyncSession, job_id: uuid.UUID) -> JobRow | None:
     row = (await session.execute(_LOAD, {"id": job_id})).first()
     return None if row is None else _job(row)
+
+
+_TRACE_PARENT = _statement("SELECT trace_parent FROM jobs WHERE id = :id", _ID)
+
+
+async def trace_parent(session: AsyncSession, job_id: uuid.UUID) -> str | None:
+    """The job's stored trace context (core.tracing), for a step whose message carries none."""
+    result = await session.execute(_TRACE_PARENT, {"id": job_id})
+    value: str | None = result.scalar_one_or_none()
+    return value
 
 
 _PREDICTION_CLAIMED = _statement(

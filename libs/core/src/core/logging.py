@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from core.tracing import current_trace_id
+
 T = TypeVar("T")
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -49,6 +51,8 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         if (job_id := job_id_var.get()) is not None:
             entry["job_id"] = job_id
+        if (trace_id := current_trace_id()) is not None:
+            entry["trace_id"] = trace_id
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

@@ -31,6 +31,7 @@ from dramatiq.middleware import (
 from core.amqp import AmqpPublisher
 from core.schemas.generation import Priority
 from core.settings import BrokerSettings
+from core.tracing import TRACEPARENT
 
 # --- contracts -----------------------------------------------------------------------------
 # The gateway's outbox relay sends `generate_media(job_id)`; the generation worker defines the
@@ -59,15 +60,21 @@ def build_message(
     )
 
 
-def generate_message(job_id: str, priority: Priority = Priority.normal) -> dramatiq.Message[Any]:
+def generate_message(
+    job_id: str, priority: Priority = Priority.normal, trace_parent: str | None = None
+) -> dramatiq.Message[Any]:
     """Start a job: its first delivery, or a re-send of a job whose message was lost.
-    `broker_priority` is Dramatiq's own option: its retries re-publish at the same priority."""
-    return build_message(
+    `broker_priority` is Dramatiq's own option: its retries re-publish at the same priority.
+    `traceparent` (core.tracing) is the job's stored trace context, for the worker to continue."""
+    message = build_message(
         queue_name=GENERATION_QUEUE,
         actor_name=GENERATE_ACTOR,
         args=(job_id,),
         broker_priority=priority.amqp,
     )
+    if trace_parent is not None:
+        message.options[TRACEPARENT] = trace_parent
+    return message
 
 
 def cancel_message(job_id: str) -> dramatiq.Message[Any]:

@@ -94,3 +94,27 @@ class BrokerSettings(BaseServiceSettings):
         if self.retry_min_backoff_ms > self.retry_max_backoff_ms:
             raise ValueError("RETRY_MIN_BACKOFF_MS must not exceed RETRY_MAX_BACKOFF_MS")
         return self
+
+
+class TracingSettings(BaseSettings):
+    """The standard OTEL_* variables that decide whether traces are exported at all (read by
+    core.tracing once at start-up); the SDK reads every other OTEL_* variable itself."""
+
+    # The environment only (no .env): the SDK, which reads the rest, sees nothing else.
+    model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
+
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_traces_exporter: str | None = None
+    otel_service_name: str | None = None
+    otel_sdk_disabled: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
+            return False
+        return bool(
+            self.otel_exporter_otlp_endpoint
+            or self.otel_exporter_otlp_traces_endpoint
+            or self.otel_traces_exporter
+        )

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.db import Database
 from core.metrics import metrics_router
 from core.settings import BaseServiceSettings
+from core.tracing import instrument_app
 from core.web_errors import DB_UNAVAILABLE, error_responses, install_error_handlers
 from core.web_middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 
@@ -90,5 +91,6 @@ def install_common(app: FastAPI, *, max_body_bytes: int) -> None:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: it logs the 413s too
+    instrument_app(app)  # with tracing on only (core.tracing.setup_tracing): server spans
     app.include_router(health_router)
     app.include_router(metrics_router)

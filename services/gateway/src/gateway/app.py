@@ -17,6 +17,7 @@ from core.logging import configure_logging
 from core.messaging import create_publisher
 from core.replicate import ReplicateClient
 from core.storage import create_storage
+from core.tracing import setup_tracing
 from core.web import install_common
 from gateway.deps import Gateway, create_counter, job_intake
 from gateway.housekeeping import Housekeeper
@@ -77,6 +78,7 @@ def _headers_are_never_null(schema: dict[str, Any]) -> None:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level)
+    setup_tracing("gateway")  # before install_common: it decides whether requests are traced
     # httpx logs each request's URL at INFO: the webhook sender's are the callers' own, and may
     # carry a token in their query. The sender logs every attempt itself, without the URL.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -66,9 +66,12 @@ class OutboxRelay:
         self._marking = asyncio.Event()
         self._in_flight = asyncio.Semaphore(IN_FLIGHT)
 
-    def accepted(self, job_id: uuid.UUID, priority: Priority) -> None:
-        """A job was committed (or queued again): publish it now, not at the next sweep."""
-        self._accepted.append(jobs.Outgoing(job_id, priority))
+    def accepted(
+        self, job_id: uuid.UUID, priority: Priority, trace_parent: str | None = None
+    ) -> None:
+        """A job was committed (or queued again): publish it now, not at the next sweep.
+        `trace_parent`: the job's trace (core.tracing), carried on by its message."""
+        self._accepted.append(jobs.Outgoing(job_id, priority, trace_parent))
         self._accepted_at[job_id] = time.monotonic()
         self._work.set()
 
@@ -127,7 +130,7 @@ class OutboxRelay:
         async with self._db.transaction() as session:
             claimed = await claim(session)
             if priority is not None:
-                claimed = [jobs.Outgoing(job.job_id, priority) for job in claimed]
+                claimed = [jobs.Outgoing(job.job_id, priority, job.trace_parent) for job in claimed]
             sent = await self._publish(claimed) if claimed else []
             if sent:
                 await jobs.mark_enqueued(session, sent, detail)
@@ -136,7 +139,7 @@ class OutboxRelay:
     async def _publish(self, outgoing: Sequence[jobs.Outgoing]) -> list[uuid.UUID]:
         """The ids whose message RabbitMQ confirmed (failures are logged, not raised)."""
         outcomes = await self._publisher.publish_many(
-            [generate_message(str(job.job_id), job.priority) for job in outgoing]
+            [generate_message(str(job.job_id), job.priority, job.trace_parent) for job in outgoing]
         )
         failed = [failure for failure in outcomes if failure is not None]
         if failed:

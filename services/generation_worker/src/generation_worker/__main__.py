@@ -18,6 +18,7 @@ from dramatiq import Worker
 from core.logging import configure_logging, load_settings
 from core.messaging import QUEUES, AsyncPublishingBroker, create_publisher, run_on_worker_loop
 from core.metrics import serve_metrics
+from core.tracing import setup_tracing
 from generation_worker.actors import declare_actors
 from generation_worker.message_counts import MessageCounts
 from generation_worker.resources import WorkerResources
@@ -39,6 +40,7 @@ def main() -> None:
     settings = load_settings("generation_worker", WorkerSettings)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECONDS)
     configure_logging("generation_worker", settings.log_level)
+    setup_tracing("generation_worker")  # before any client or database is built
     publisher = create_publisher(settings)
     broker = AsyncPublishingBroker(settings, publisher, run_on_worker_loop)
     resources = WorkerResources(settings)

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
+from core.tracing import setup_tracing
 from core.web import install_common
 from pet_api.batches import pet_batches
 from pet_api.first_user import ensure_first_user
@@ -40,6 +41,7 @@ TAGS = [
 
 def create_app(settings: PetApiSettings | None = None) -> FastAPI:
     settings = settings or PetApiSettings()
+    setup_tracing(SERVICE)  # before install_common: it decides whether requests are traced
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

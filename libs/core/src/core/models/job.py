@@ -152,6 +152,9 @@ class Job(SQLModel, table=True):
         default_factory=list,
         sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
     )
+    # The W3C traceparent of the request that created the job (only with tracing on): the
+    # relay and the worker continue the job's one trace from it, long after that request.
+    trace_parent: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class JobMedia(SQLModel, table=True):

@@ -28,6 +28,7 @@ from core.replicate.errors import (
 )
 from core.replicate.schemas import Prediction, PredictionPage
 from core.replicate.settings import ReplicateSettings
+from core.tracing import instrument_http_client
 
 # Extra read time on top of `Prefer: wait=N`, so the server answers before we give up.
 WAIT_MARGIN_SECONDS = 5.0
@@ -129,6 +130,7 @@ class ReplicateClient:
         self._wait_seconds = wait_seconds
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        instrument_http_client(self._http)  # a span per API call, only with tracing on
         self._origin = httpx.URL(self.base_url)
         self._token_hosts = tuple(token_hosts)
 

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 from prometheus_client import Counter, Histogram
 
+from core.tracing import span
+
 PUT_DURATION = Histogram(
     "storage_put_duration_seconds",
     "Media stored, by backend and outcome (ok, error), with durations",
@@ -19,10 +21,12 @@ PUT_BYTES = Counter("storage_put_bytes_total", "Bytes of media stored, by backen
 
 @contextmanager
 def measured_put(backend: str, size: int) -> Iterator[None]:
+    """Counts and times a put (and traces it, with tracing on)."""
     started = time.perf_counter()
     outcome = "error"
     try:
-        yield
+        with span("storage put", {"storage.backend": backend, "storage.size_bytes": size}):
+            yield
         outcome = "ok"
         PUT_BYTES.labels(backend).inc(size)
     finally:

@@ -22,6 +22,7 @@ from core.schemas.generation import (
     JobPublic,
     cancel_after_seconds,
 )
+from core.tracing import current_traceparent
 from core.web import model_response
 from core.web_errors import error_responses, invalid
 from gateway import webhook_targets
@@ -182,6 +183,7 @@ async def generate(
         model=model,
         idempotency_key=idempotency_key,
         deadline_at=deadline(cancel_after),
+        trace_parent=current_traceparent(),
     )
     wait = preferred_wait(prefer)
     # Watched from before the INSERT: no change of the new job can slip by unnoticed.
@@ -202,7 +204,7 @@ async def generate(
         url = status_url(request, accepted.job_id)
         headers = {"Location": url}
         if accepted.created:
-            gateway.relay.accepted(accepted.job_id, job.priority)
+            gateway.relay.accepted(accepted.job_id, job.priority, job.trace_parent)
         else:
             headers["Idempotent-Replayed"] = "true"
         if wait is not None and watch is not None:
