@@ -200,25 +200,50 @@ def new_job(
 # takes clock_timestamp(), so jobs stored together still list in the order they came.
 _INSERT = _statement(
     """
-    WITH job AS (
+    WITH r AS (
+        SELECT * FROM ROWS FROM (jsonb_to_recordset(:rows) AS (
+            id uuid, owner_id uuid, prompt text, model text, params jsonb,
+            idempotency_key text, request_hash text, priority text, deadline_at timestamptz,
+            webhook text, webhook_events_filter text[], trace_parent text))
+        WITH ORDINALITY AS r(id, owner_id, prompt, model, params, idempotency_key,
+            request_hash, priority, deadline_at, webhook, webhook_events_filter, trace_parent,
+            ord)
+    ), wanted AS (
+        SELECT owner_id, count(*) AS n FROM r GROUP BY owner_id
+    ), window_count AS (
+        -- The caller's creates this minute, these included (core.rate_limits explains the
+        -- window); owners in order, so two gateways lock them in the same order.
+        INSERT INTO rate_windows AS w (owner_id, window_start, count)
+        SELECT owner_id, date_trunc('minute', now()), n FROM wanted
+        WHERE :rate_limit > 0 ORDER BY owner_id
+        ON CONFLICT (owner_id, window_start) DO UPDATE SET count = w.count + excluded.count
+        RETURNING owner_id, count
+    ), ranked AS (
+        SELECT r.*, row_number() OVER (PARTITION BY r.owner_id ORDER BY r.ord) AS nth FROM r
+    ), allowed AS (
+        -- Each job as if the batch's jobs had come one after another.
+        SELECT ranked.* FROM ranked
+        LEFT JOIN wanted USING (owner_id) LEFT JOIN window_count USING (owner_id)
+        WHERE :rate_limit = 0 OR window_count.count - wanted.n + ranked.nth <= :rate_limit
+    ), job AS (
         INSERT INTO jobs (id, owner_id, prompt, model, params, status, attempts,
                           idempotency_key, request_hash, priority, deadline_at, webhook,
                           webhook_events_filter, trace_parent, created_at, updated_at)
-        SELECT r.id, r.owner_id, r.prompt, r.model, r.params, 'queued', 0,
-               r.idempotency_key, r.request_hash, coalesce(r.priority, 'normal'),
-               r.deadline_at, r.webhook, r.webhook_events_filter, r.trace_parent,
+        SELECT a.id, a.owner_id, a.prompt, a.model, a.params, 'queued', 0,
+               a.idempotency_key, a.request_hash, coalesce(a.priority, 'normal'),
+               a.deadline_at, a.webhook, a.webhook_events_filter, a.trace_parent,
                clock_timestamp(), clock_timestamp()
-        FROM jsonb_to_recordset(:rows) AS r(
-            id uuid, owner_id uuid, prompt text, model text, params jsonb,
-            idempotency_key text, request_hash text, priority text, deadline_at timestamptz,
-            webhook text, webhook_events_filter text[], trace_parent text)
+        FROM allowed a ORDER BY a.ord
         ON CONFLICT ON CONSTRAINT uq_jobs_owner_idempotency_key DO NOTHING
         RETURNING id, created_at
     ), event AS (
         INSERT INTO job_events (job_id, kind, to_status, created_at)
         SELECT id, 'created', 'queued', created_at FROM job
     )
-    SELECT id FROM job
+    SELECT r.id, job.id IS NOT NULL AS stored, allowed.id IS NULL AS limited,
+           extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())
+               AS resets_in
+    FROM r LEFT JOIN job USING (id) LEFT JOIN allowed USING (id)
     """,
     bindparam("rows", type_=JSONB),
 )
@@ -229,9 +254,23 @@ _BY_IDEMPOTENCY_KEY = _statement(
 ).columns(JOBS.c.id, JOBS.c.status, JOBS.c.request_hash)
 
 
-async def insert_many(session: AsyncSession, new_jobs: Sequence[NewJob]) -> list[bool]:
-    """Store queued jobs and their `created` events in one statement; for each, whether it
-    was stored (False: its owner already has a job with its Idempotency-Key).
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What became of one new job: stored; not stored because its owner already has a job
+    with its Idempotency-Key; or refused by the rate limit (then `resets_in_seconds` says
+    when the owner's window ends)."""
+
+    stored: bool
+    limited: bool = False
+    resets_in_seconds: float = 0.0
+
+
+async def admit_many(
+    session: AsyncSession, new_jobs: Sequence[NewJob], *, rate_limit: int = 0
+) -> list[Admission]:
+    """Count the new jobs against their owners' rate limit (creates per minute; 0: none) and
+    store those within it, with their `created` events, in ONE statement: the gateway's
+    check and insert cost one round trip, and the count is shared by every replica.
 
     A job is not published here: its row is the outbox entry (`enqueued_at` NULL), and the
     gateway's relay publishes it after the commit (or, if that gateway dies first, any
@@ -254,8 +293,18 @@ async def insert_many(session: AsyncSession, new_jobs: Sequence[NewJob]) -> list
         }
         for job in new_jobs
     ]
-    stored = set((await session.execute(_INSERT, {"rows": rows})).scalars())
-    return [job.id in stored for job in new_jobs]
+    result = await session.execute(_INSERT, {"rows": rows, "rate_limit": rate_limit})
+    outcome = {
+        job_id: Admission(stored, limited, float(resets_in))
+        for job_id, stored, limited, resets_in in result
+    }
+    return [outcome[job.id] for job in new_jobs]
+
+
+async def insert_many(session: AsyncSession, new_jobs: Sequence[NewJob]) -> list[bool]:
+    """Store queued jobs (no rate limit); for each, whether it was stored (False: its owner
+    already has a job with its Idempotency-Key)."""
+    return [admitted.stored for admitted in await admit_many(session, new_jobs)]
 
 
 async def replayed(session: AsyncSession, job: NewJob) -> Accepted:

@@ -19,7 +19,7 @@ from core.replicate import ReplicateClient
 from core.storage import create_storage
 from core.tracing import setup_tracing
 from core.web import install_common
-from gateway.deps import Gateway, create_counter, job_intake
+from gateway.deps import Gateway, job_intake
 from gateway.housekeeping import Housekeeper
 from gateway.job_changes import JobChanges
 from gateway.outbox import OutboxRelay
@@ -105,8 +105,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             relay=relay,
             publisher=publisher,
             storage=storage,
-            intake=job_intake(db),
-            create_counter=create_counter(db),
+            intake=job_intake(db, settings.gateway_rate_limit_per_minute),
             changes=changes,
             webhook_secret=webhook_secret,
             webhooks=sender,

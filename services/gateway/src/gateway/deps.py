@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
+import functools
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from core import jobs, rate_limits
+from core import jobs
 from core.amqp import AmqpPublisher
 from core.batching import Batcher, statement_batcher
 from core.db import Database
@@ -30,10 +30,9 @@ class Gateway:
     # The relay's publisher, shared: cancel messages, and Replicate's webhooks for the worker.
     publisher: AmqpPublisher
     storage: MediaStorage
-    # POST /generate's INSERTs: the jobs of concurrent requests go in one statement.
-    intake: Batcher[jobs.NewJob, bool]
-    # POST /generate's rate-limit counts, likewise.
-    create_counter: Batcher[uuid.UUID, rate_limits.Standing]
+    # POST /generate's rate-limit count and INSERT: the jobs of concurrent requests go in one
+    # statement (core.jobs.admit_many).
+    intake: Batcher[jobs.NewJob, jobs.Admission]
     # Wakes event streams and `Prefer: wait` requests when their job changes (any process).
     changes: JobChanges
     # What POST /webhooks/replicate verifies Replicate's deliveries with.
@@ -42,12 +41,8 @@ class Gateway:
     webhooks: WebhookSender
 
 
-def job_intake(db: Database) -> Batcher[jobs.NewJob, bool]:
-    return statement_batcher(db, jobs.insert_many)
-
-
-def create_counter(db: Database) -> Batcher[uuid.UUID, rate_limits.Standing]:
-    return statement_batcher(db, rate_limits.count_creates)
+def job_intake(db: Database, rate_limit: int) -> Batcher[jobs.NewJob, jobs.Admission]:
+    return statement_batcher(db, functools.partial(jobs.admit_many, rate_limit=rate_limit))
 
 
 async def _gateway(request: Request) -> Gateway:

@@ -103,20 +103,6 @@ def deadline(cancel_after: str | None) -> datetime | None:
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
-async def check_rate_limit(gateway: Gateway, owner_id: uuid.UUID) -> None:
-    limit = gateway.settings.gateway_rate_limit_per_minute
-    if limit == 0:
-        return
-    standing = await gateway.create_counter.submit(owner_id)
-    if standing.count > limit:
-        wait = max(1, math.ceil(standing.resets_in_seconds))
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"Rate limit of {limit} creates per minute reached; try again in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-
-
 async def check_webhook(url: str, settings: GatewaySettings) -> None:
     """422 for a webhook that may not be called (gateway.webhook_targets), 503 if its host's
     DNS did not answer (the URL may well be fine: try again)."""
@@ -134,6 +120,15 @@ async def check_webhook(url: str, settings: GatewaySettings) -> None:
             detail="The webhook's host could not be resolved just now; try again shortly",
             headers={"Retry-After": "5"},
         ) from None
+
+
+def rate_limited(limit: int, admitted: jobs.Admission) -> HTTPException:
+    wait = max(1, math.ceil(admitted.resets_in_seconds))
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        detail=f"Rate limit of {limit} creates per minute reached; try again in {wait} s",
+        headers={"Retry-After": str(wait)},
+    )
 
 
 @router.post(
@@ -174,7 +169,6 @@ async def generate(
     if model not in settings.allowed_models:
         allowed = ", ".join(sorted(settings.allowed_models))
         raise invalid(("body", "model"), f"Unknown model; allowed: {allowed}", value=model)
-    await check_rate_limit(gateway, user.id)
     if body.webhook is not None:
         await check_webhook(body.webhook, settings)
     job = jobs.new_job(
@@ -190,7 +184,10 @@ async def generate(
     watch = gateway.changes.watch(job.id) if wait else None
     try:
         try:
-            if await gateway.intake.submit(job):
+            admitted = await gateway.intake.submit(job)
+            if admitted.limited:
+                raise rate_limited(settings.gateway_rate_limit_per_minute, admitted)
+            if admitted.stored:
                 accepted = jobs.Accepted.of_new(job)
             else:  # the Idempotency-Key names an earlier job
                 async with gateway.db.session() as session:
