@@ -149,3 +149,29 @@ async def test_jobs_run_on_quorum_queues(
             )
     finally:
         connection.close()
+
+
+# With DB_PREPARED_STATEMENT_CACHE=true instead, the job fails ("prepared statement ... does
+# not exist"): checked by hand when this test was written.
+async def test_the_services_work_behind_pgbouncer_in_transaction_mode(
+    db: Database,
+    database_url: str,
+    pgbouncer_url: str,
+    start_gateway: Starter,
+    start_worker: Starter,
+) -> None:
+    pooled = {
+        "DATABASE_URL": pgbouncer_url,
+        "DB_PREPARED_STATEMENT_CACHE": "false",
+        # The one LISTEN connection needs a session of its own: past the pooler.
+        "GATEWAY_LISTEN_DATABASE_URL": database_url,
+    }
+    with start_gateway(**pooled) as gateway, start_worker(**pooled):
+        http = await login(db, gateway.base_url)
+        job_id = http.post("/generate", json={"prompt": "pooled"}).json()["job_id"]
+        status = wait_for_status(http, job_id, {"succeeded", "failed"})
+        waited = http.post("/generate", json={"prompt": "waited"}, headers={"Prefer": "wait=30"})
+    assert status["status"] == "succeeded", status["last_error"]
+    assert waited.status_code == 200, waited.text  # live status through the direct LISTEN
+    assert waited.json()["status"] == "succeeded"
+    assert "prepared statement" not in gateway.stderr()
