@@ -14,7 +14,6 @@ import socket
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,13 @@ from core.db import Database
 from core.models import User
 from core.schemas.generation import GenerateRequest
 from gateway import webhook_targets
-from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from gateway.webhook_sender import WebhookSender, retry_delay
 from gateway.webhook_targets import ResolutionUnavailable, WebhookUrlRejected
 from testkit.http import field_error
 from testkit.webhooks import NEVER_ANSWER, ReceivedWebhook, WebhookReceiver, webhook_receiver
 
-from .conftest import token_for  # type: ignore[import-not-found]
+from .conftest import serving, token_for  # type: ignore[import-not-found]
 
 PUBLIC_IP = "93.184.216.34"
 FILE = jobs.MediaFile(0, "generations/x/0.png", "image/png", 3, "cd" * 32, "http://o/0.png")
@@ -58,21 +56,12 @@ FAST: dict[str, Any] = {
 # --- fixtures and helpers -------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serve(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
-
-
 @pytest.fixture
 async def hooks(
     make_settings: Callable[..., GatewaySettings], db: Database
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway with fast webhook retries; its client logs in as carol."""
-    async with serve(make_settings(**FAST)) as http:
+    async with serving(make_settings(**FAST)) as (_, http):
         http.headers.update(await token_for(http, db, "carol"))
         yield http
 
@@ -201,7 +190,7 @@ async def test_submit_accepts_a_webhook_on_a_public_address(
 async def test_private_webhooks_are_allowed_only_when_configured(
     make_settings: Callable[..., GatewaySettings], db: Database, url: str
 ) -> None:
-    async with serve(make_settings(gateway_webhook_allow_private=True)) as http:
+    async with serving(make_settings(gateway_webhook_allow_private=True)) as (_, http):
         headers = await token_for(http, db, "dev")
         ok = await http.post("/generate", json={"prompt": "a", "webhook": url}, headers=headers)
         assert ok.status_code == 202, ok.text
@@ -436,7 +425,7 @@ async def test_a_cancel_wakes_the_sender_at_once(
 ) -> None:
     # By itself the sender would not look again for a minute, past every wait here.
     settings = make_settings(**{**FAST, "gateway_webhook_poll_interval_seconds": 60})
-    async with serve(settings) as http:
+    async with serving(settings) as (_, http):
         http.headers.update(await token_for(http, db, "dave"))
         job_id = await submit(http, receiver.url("/canceled"))
         assert (await http.post(f"/jobs/{job_id}/cancel")).status_code == 200
@@ -480,7 +469,7 @@ async def test_an_attempt_without_an_answer_ends_at_the_timeout(
 ) -> None:
     receiver.script("/silent", NEVER_ANSWER)
     settings = make_settings(**{**FAST, "gateway_webhook_timeout_seconds": 0.3})
-    async with serve(settings) as http:
+    async with serving(settings) as (_, http):
         http.headers.update(await token_for(http, db, "erin"))
         job_id = await submit(http, receiver.url("/silent"), webhook_events_filter=["start"])
         await run_to_success(db, job_id)

@@ -10,7 +10,6 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -25,7 +24,7 @@ from gateway.settings import GatewaySettings
 from gateway.webhook_secret import SecretUnavailable, WebhookSecret
 from testkit.processes import ServiceProcess, free_port, run_uvicorn
 
-from .conftest import drain_queue  # type: ignore[import-not-found]
+from .conftest import drain_queue, serving  # type: ignore[import-not-found]
 
 SECRET = generate_secret()
 MOCK_TOKEN = "gateway-webhook-tests-token"
@@ -55,18 +54,9 @@ def made_for(job_id: uuid.UUID | str) -> bytes:
     return json.dumps({**PREDICTION, "webhook": webhook}, sort_keys=True).encode()
 
 
-@asynccontextmanager
-async def gateway(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield http
-
-
 @pytest.fixture
 async def http(make_settings: Callable[..., GatewaySettings]) -> AsyncIterator[httpx.AsyncClient]:
-    async with gateway(make_settings(replicate_webhook_secret=SECRET)) as client:
+    async with serving(make_settings(replicate_webhook_secret=SECRET)) as (_, client):
         yield client
 
 
@@ -229,7 +219,7 @@ async def test_a_broker_that_refuses_gets_503_so_replicate_retries(
 ) -> None:
     nowhere = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
     settings = make_settings(replicate_webhook_secret=SECRET, broker_url=nowhere)
-    async with gateway(settings) as client:
+    async with serving(settings) as (_, client):
         response = await client.post(url(uuid.uuid4()), content=BODY, headers=signed())
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"]
@@ -263,7 +253,7 @@ async def test_without_a_configured_secret_replicates_is_asked_once(
         replicate_base_url=replicate_mock.base_url, replicate_api_token=MOCK_TOKEN
     )
     asked_before = mock_stats(replicate_mock)["calls"].get("webhook_secret", 0)
-    async with gateway(settings) as client:
+    async with serving(settings) as (_, client):
         unsigned = await client.post(url(uuid.uuid4()), content=BODY)
         assert unsigned.status_code == 401
         assert mock_stats(replicate_mock)["calls"].get("webhook_secret", 0) == asked_before
@@ -279,7 +269,7 @@ async def test_an_unreachable_replicate_gets_503_and_publishes_nothing(
     poll_queue: Callable[[], list[dict[str, Any]]],
 ) -> None:
     settings = make_settings(replicate_base_url=f"http://127.0.0.1:{free_port()}")
-    async with gateway(settings) as client:
+    async with serving(settings) as (_, client):
         response = await client.post(url(uuid.uuid4()), content=BODY, headers=signed())
     assert response.status_code == 503, response.text
     assert "secret" in response.json()["detail"]

@@ -20,6 +20,9 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, SecretStr
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -73,6 +76,18 @@ def decode_secret(secret: str) -> bytes:
     if not key:
         raise MalformedSecret("secret is empty")
     return key
+
+
+def _decodes(value: SecretStr) -> SecretStr:
+    try:
+        decode_secret(value.get_secret_value())
+    except MalformedSecret as exc:
+        raise ValueError(f"not a webhook secret: {exc}") from None
+    return value
+
+
+# A setting holding a `whsec_` secret: refused at start-up unless it decodes.
+WebhookSecretSetting = Annotated[SecretStr, AfterValidator(_decodes)]
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
