@@ -113,6 +113,9 @@ async def test_get_returns_a_job_with_its_media_to_its_owner_only(db: Database) 
     assert job.status is JobStatus.succeeded
     assert [m.index for m in media] == [0, 1]
     assert media[0] == files[1]
+    async with db.session() as session:
+        listed = await jobs.list_page(session, owner_id=alice, status=None, limit=5, cursor=None)
+    assert [view.media for view in listed.items] == [media]  # a list shows the files too
 
 
 async def test_list_pages_newest_first_with_a_status_filter(db: Database) -> None:
@@ -133,10 +136,10 @@ async def test_list_pages_newest_first_with_a_status_filter(db: Database) -> Non
         with pytest.raises(InvalidCursor):
             await jobs.list_page(session, owner_id=owner, status=None, limit=2, cursor="nope")
 
-    seen = [j.id for page in (first, second, third) for j in page.items]
+    seen = [view.job.id for page in (first, second, third) for view in page.items]
     assert seen == list(reversed(ids))
     assert third.next_cursor is None
-    assert [j.id for j in canceled.items] == [ids[2]]
+    assert [view.job.id for view in canceled.items] == [ids[2]]
 
 
 async def test_cancel_is_conditional(db: Database) -> None:
@@ -346,7 +349,7 @@ async def test_jobs_stored_together_keep_their_order_and_keys(db: Database) -> N
 
     assert stored == [True, True, False, True]  # the second "k" names the first's job
     assert replay == jobs.Accepted(batch[0].id, JobStatus.queued, created=False)
-    assert [job.id for job in page.items] == [batch[3].id, batch[1].id, batch[0].id]
+    assert [view.job.id for view in page.items] == [batch[3].id, batch[1].id, batch[0].id]
     for job in (batch[0], batch[1], batch[3]):
         assert await events(db, job.id) == [("created", None, "queued", None, None)]
 

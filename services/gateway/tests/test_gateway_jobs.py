@@ -125,6 +125,8 @@ async def test_media_is_streamed_to_its_owner(
         "sha256": hashlib.sha256(image).hexdigest(),
         "expired": False,
     }
+    listed = (await client.get("/jobs", headers=alice)).json()["items"]
+    assert [item["media"] for item in listed] == [[media]]  # a gallery needs no GET per job
     response = await client.get(f"/media/{job_id}/0", headers=alice)
     assert response.status_code == 200
     assert response.content == image

@@ -25,7 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import BigInteger, DateTime, Float, Table, bindparam, column, select, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    Table,
+    bindparam,
+    column,
+    literal_column,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.sql.elements import BindParameter, TextClause
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -339,9 +349,8 @@ _QUEUE_POSITION = f"""
         WHERE ahead.status = 'queued'
           AND ahead.priority = jobs.priority AND ahead.created_at < jobs.created_at
     ) END"""  # noqa: S608 - constants only
-# What GET /status shows of a job: its columns, its files and its place in the queue.
-_VIEW_COLUMNS = f"""
-    {_JOB_COLUMNS},
+# A job's stored files as a JSON array of MediaFile fields (job_media's primary key answers it).
+_MEDIA_JSON = """
     coalesce(
         (SELECT jsonb_agg(jsonb_build_object(
                     'index', m.index, 'storage_key', m.storage_key,
@@ -349,8 +358,12 @@ _VIEW_COLUMNS = f"""
                     'sha256', m.sha256, 'source_url', m.source_url,
                     'expired', m.expired_at IS NOT NULL) ORDER BY m.index)
          FROM job_media m WHERE m.job_id = jobs.id),
-        '[]'::jsonb) AS media,
-    {_QUEUE_POSITION} AS queue_position"""  # noqa: S608 - column names and constants only
+        '[]'::jsonb)"""
+# What GET /status shows of a job: its columns, its files and its place in the queue.
+_VIEW_COLUMNS = f"""
+    {_JOB_COLUMNS},
+    {_MEDIA_JSON} AS media,
+    {_QUEUE_POSITION} AS queue_position"""
 _VIEW_RESULT = (*JOBS.c, column("media", JSONB), column("queue_position", BigInteger))
 _GET = _statement(
     f"SELECT {_VIEW_COLUMNS} FROM jobs WHERE jobs.id = :id AND jobs.owner_id = :owner_id",  # noqa: S608 - only column names and constants are formatted in
@@ -368,8 +381,16 @@ class JobView(NamedTuple):
     queue_position: int | None = None
 
 
+def _files(row: Any) -> list[MediaFile]:
+    return [MediaFile(**m) for m in row.media]
+
+
 def _view(row: Any) -> JobView:
-    return JobView(_job(row), [MediaFile(**m) for m in row.media], row.queue_position)
+    return JobView(_job(row), _files(row), row.queue_position)
+
+
+def _listed(row: Any) -> JobView:
+    return JobView(_job(row), _files(row))
 
 
 async def get(session: AsyncSession, job_id: uuid.UUID, owner_id: uuid.UUID) -> JobView | None:
@@ -453,9 +474,12 @@ async def list_page(
     status: JobStatus | None,
     limit: int,
     cursor: str | None,
-) -> Page[JobRow]:
-    """A caller's jobs, newest first. Raises core.pagination.InvalidCursor."""
-    query = select(*JOBS.c).where(JOBS.c.owner_id == owner_id)
+) -> Page[JobView]:
+    """A caller's jobs with their files, newest first (no queue positions: a list would pay
+    two counts per queued job). Raises core.pagination.InvalidCursor."""
+    query = select(*JOBS.c, literal_column(_MEDIA_JSON, JSONB).label("media")).where(
+        JOBS.c.owner_id == owner_id
+    )
     if status is not None:
         query = query.where(JOBS.c.status == status)
     return await keyset_page(
@@ -463,7 +487,7 @@ async def list_page(
         query,
         JOBS.c.created_at,
         JOBS.c.id,
-        _job,
+        _listed,
         limit=limit,
         cursor=cursor,
         newest_first=True,

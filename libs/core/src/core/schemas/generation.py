@@ -237,6 +237,9 @@ class JobLogs(BaseModel):
 
 
 class JobSummary(BaseModel):
+    """A job in a list: enough for a gallery (its files included); GET its status_url for
+    the rest."""
+
     id: uuid.UUID
     status: JobStatus
     prompt: str
@@ -245,6 +248,9 @@ class JobSummary(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     status_url: str
+    priority: Priority = Priority.normal
+    last_error: str | None = None
+    media: list[MediaPublic] = Field(default_factory=list)
 
 
 class JobPage(BaseModel):

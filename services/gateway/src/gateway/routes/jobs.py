@@ -11,12 +11,11 @@ from core.amqp import PublishFailed
 from core.auth import AUTH_ERRORS, CurrentUser
 from core.messaging import cancel_message
 from core.pagination import InvalidCursor
-from core.schemas.generation import JobPage, JobPublic, JobStatus, JobSummary
+from core.schemas.generation import JobPage, JobPublic, JobStatus
 from core.web import SessionDep
 from core.web_errors import error_responses, invalid
 from gateway.deps import Gateway, GatewayDep
-from gateway.urls import status_url
-from gateway.views import job_public
+from gateway.views import job_public, job_summary
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["jobs"])
@@ -74,20 +73,9 @@ async def get_jobs(
         )
     except InvalidCursor as exc:
         raise invalid(("query", "cursor"), str(exc), value=cursor) from None
+    base_url = str(request.base_url)
     return JobPage(
-        items=[
-            JobSummary(
-                id=job.id,
-                status=job.status,
-                prompt=job.prompt,
-                model=job.model,
-                attempts=job.attempts,
-                created_at=job.created_at,
-                finished_at=job.finished_at,
-                status_url=status_url(request, job.id),
-            )
-            for job in page.items
-        ],
+        items=[job_summary(base_url, view.job, view.media) for view in page.items],
         next_cursor=page.next_cursor,
     )
 
