@@ -7,8 +7,8 @@ K8S_OVERLAYS := dev prod
 K8S_BUILD := build/k8s
 K8S_RENDERED := $(foreach o,$(K8S_OVERLAYS),$(K8S_BUILD)/$(o).yaml)
 
-.PHONY: help install up down logs run migrate user test test-core test-e2e $(addprefix test-,$(SERVICES)) \
-        lint fmt bench k8s
+.PHONY: help install up down logs run migrate user test test-core test-e2e test-web screenshots \
+        $(addprefix test-,$(SERVICES)) lint fmt bench k8s
 
 help: ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-24s %s\n", $$1, $$2}'
@@ -79,6 +79,13 @@ $(addprefix test-,$(SERVICES)): test-%:
 
 test-e2e: ## cross-service end-to-end tests (real processes)
 	$(PYTEST) tests
+
+test-web: ## browser tests: both pages in headless Chromium (apt-get install chromium)
+	$(PYTEST) -m web libs services tests
+
+screenshots: test-web ## the README's screenshots, from a browser test run
+	mkdir -p docs/screenshots
+	cp build/screenshots/*.png docs/screenshots/
 
 bench: ## benchmarks, printed as tables (bench/README.md); BENCH_ARGS=--write-results: RESULTS.md
 	$(RUN) python -m bench $(BENCH_ARGS)

@@ -47,6 +47,7 @@ async def db(session_db: Database) -> Database:
     return session_db
 
 
+from testkit.browser import browser, chromium, page, phone_page  # noqa: E402,F401
 from testkit.pgbouncer import pgbouncer_url  # noqa: E402,F401
 from testkit.rabbit import broker_url, own_broker_url  # noqa: E402,F401
 from testkit.s3 import moto_s3  # noqa: E402,F401

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from core.replicate import ReplicateClient
 from core.storage import create_storage
 from core.tracing import setup_tracing
 from core.web import install_common
+from core.webui import install_web_ui
 from gateway.deps import Gateway, job_intake
 from gateway.housekeeping import Housekeeper
 from gateway.job_changes import JobChanges
@@ -27,6 +29,8 @@ from gateway.routes import caller_webhooks, events, generate, jobs, media, webho
 from gateway.settings import GatewaySettings
 from gateway.webhook_secret import WebhookSecret
 from gateway.webhook_sender import WebhookSender
+
+WEB_PAGES = Path(__file__).parent / "web"  # the gallery at /
 
 DESCRIPTION = """
 Queue image generation jobs and follow them to the end.
@@ -148,4 +152,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(webhooks.router)
     app.include_router(caller_webhooks.router)
+    # Media redirected to presigned S3 URLs are fetched from there (the bucket needs CORS).
+    redirected = settings.gateway_media_redirect and settings.storage_backend == "s3"
+    install_web_ui(app, WEB_PAGES, fetch_from=[settings.presigned_origin] if redirected else [])
     return app

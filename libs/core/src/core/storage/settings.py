@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -25,6 +26,14 @@ class StorageSettings(BaseServiceSettings):
     s3_public_url: str | None = None
     s3_timeout_seconds: float = Field(default=30.0, gt=0)
     s3_max_connections: int = Field(default=20, ge=1, le=1000)
+
+    @property
+    def presigned_origin(self) -> str:
+        """Where presigned URLs point (scheme://host:port): what a browser fetches them from."""
+        if self.s3_public_url:
+            parts = urlsplit(self.s3_public_url)
+            return f"{parts.scheme}://{parts.netloc}"
+        return f"{'https' if self.s3_secure else 'http'}://{self.s3_endpoint}"
 
     @field_validator("s3_endpoint")
     @classmethod
