@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from pydantic import SecretStr
 
 from core.db import Database
@@ -16,6 +18,7 @@ from core.models import User
 from core.passwords import hash_password
 from pet_api.app import create_app
 from pet_api.settings import PetApiSettings
+from testkit.processes import free_port
 
 TEST_SECRET = "pet-api-test-secret-0123456789abcdef-0123456789"
 PASSWORD = "correct horse battery"
@@ -43,6 +46,33 @@ async def serve(settings: PetApiSettings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+@asynccontextmanager
+async def serve_http(settings: PetApiSettings) -> AsyncIterator[str]:
+    """The app served by uvicorn on a free local port, in this event loop, for a client that
+    needs real TCP (a browser); yields the base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:  # uvicorn offers no event to await
+            if task.done():
+                task.result()  # startup failed: raise its error
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -12,6 +13,7 @@ from core.auth import install_auth, warn_if_placeholder_secret
 from core.db import create_database
 from core.tracing import setup_tracing
 from core.web import install_common
+from core.webui import install_web_ui
 from pet_api.batches import pet_batches
 from pet_api.first_user import ensure_first_user
 from pet_api.routes import router as pets_router
@@ -68,4 +70,5 @@ def create_app(settings: PetApiSettings | None = None) -> FastAPI:
     install_common(app, max_body_bytes=settings.pet_api_max_body_bytes)
     install_auth(app, settings)
     app.include_router(pets_router)
+    install_web_ui(app, Path(__file__).parent / "web")  # the page at /, outside the OpenAPI
     return app

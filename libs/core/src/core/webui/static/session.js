@@ -106,8 +106,9 @@ export function bindSignInForm(form, session) {
       await session.signIn(String(data.get("username")), String(data.get("password")));
       form.reset();
     } catch (exc) {
-      error.textContent =
-        exc instanceof ApiError ? exc.message : "The server cannot be reached; try again.";
+      if (!(exc instanceof ApiError)) error.textContent = "The server cannot be reached; try again.";
+      else if (exc.status === 422) error.textContent = "Enter your username and password.";
+      else error.textContent = exc.message;
       form.querySelector("input[name=password]").focus();
     } finally {
       button.disabled = false;
