@@ -19,7 +19,7 @@ from pet_api.settings import PetApiSettings
 
 ASSET = re.compile(r'(?:src|href)="(/ui/[^"]+)"')
 IMPORT = re.compile(r'(?:from|import)\s+"([^"]+\.js)"')
-TYPES = {".js": "text/javascript", ".css": "text/css"}
+TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 
 pytestmark = pytest.mark.web
 
