@@ -196,6 +196,26 @@ async def test_a_fresh_job_is_left_to_its_own_gateway_for_the_grace_time(db: Dat
         ]
 
 
+async def test_a_retried_job_is_left_to_its_own_gateway_for_the_grace_time(db: Database) -> None:
+    """A retried job was created long ago; the sweep must not publish it alongside the relay
+    that is publishing it (two messages would spend two attempts of its new budget)."""
+    owner = await new_user(db)
+    job_id = await new_job(db, owner)
+    async with db.session() as session:
+        await session.execute(
+            text("UPDATE jobs SET created_at = now() - interval '1 day' WHERE id = :id"),
+            {"id": job_id},
+        )
+        await jobs.cancel(session, job_id, owner)
+        assert await jobs.retry(session, job_id, owner) is Priority.normal
+    async with db.transaction() as session:
+        assert await jobs.claim_unpublished(session, timedelta(hours=1), limit=10) == []
+    async with db.transaction() as session:
+        assert await jobs.claim_unpublished(session, timedelta(0), limit=10) == [
+            jobs.Outgoing(job_id, Priority.normal)
+        ]
+
+
 async def test_a_swept_job_is_published_in_the_trace_it_was_created_in(db: Database) -> None:
     """The sweep publishes long after the request: the job's stored context goes into the
     generate message's options, for the worker to continue the job's one trace."""

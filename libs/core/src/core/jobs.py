@@ -683,7 +683,7 @@ _CLAIM_UNPUBLISHED = _statement(
     """
     SELECT id, priority, trace_parent FROM jobs
     WHERE enqueued_at IS NULL AND status = 'queued'
-      AND created_at < now() - make_interval(secs => :grace)
+      AND updated_at < now() - make_interval(secs => :grace)
     ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED
     """
 ).columns(JOBS.c.id, JOBS.c.priority, JOBS.c.trace_parent)
@@ -732,8 +732,9 @@ def _outgoing(rows: Any) -> list[Outgoing]:
 
 async def claim_unpublished(session: AsyncSession, grace: timedelta, limit: int) -> list[Outgoing]:
     """Lock (inside the caller's transaction) up to `limit` queued jobs whose message is still
-    not confirmed `grace` after they were stored, oldest first; rows another relay holds are
-    skipped, never waited for."""
+    not confirmed `grace` after they were queued (stored, or retried: a retried job is as old
+    as its first submission, but its gateway's relay is publishing it now), oldest first; rows
+    another relay holds are skipped, never waited for."""
     rows = await session.execute(
         _CLAIM_UNPUBLISHED, {"grace": grace.total_seconds(), "limit": limit}
     )
