@@ -218,16 +218,22 @@ async def test_an_expired_token_sends_you_back_to_sign_in_with_a_message(
         await sign_in(page, gateway.base_url)
 
 
-async def test_on_a_phone_the_page_fits_the_screen(
-    db: Database, phone_page: Page, start_gateway: Starter, start_worker: Starter
+async def test_on_a_phone_the_card_shows_progress_and_the_page_fits_the_screen(
+    db: Database, mock_url: str, phone_page: Page, start_gateway: Starter, start_worker: Starter
 ) -> None:
     await new_user(db)
+    # Predictions of 6 s, processing in four steps: long enough to see the card run.
+    mock_call(mock_url, "POST", "/_mock/faults", json={"latency_seconds": 6})
     with start_gateway() as gateway, start_worker():
         await sign_in(phone_page, gateway.base_url)
         await phone_page.get_by_label("Prompt").fill("a tiny red boat, seen from above")
         await phone_page.get_by_role("button", name="Generate").click()
         boat = card(phone_page, "a tiny red boat")
+        await expect(boat.locator(".badge")).to_have_text("running", timeout=30_000)
+        await expect(boat.locator(".state-text")).to_have_text(re.compile(r"Generating, \d+%"))
+        await expect(boat.locator("progress")).to_be_visible()
         await expect(boat.locator(".badge")).to_have_text("succeeded", timeout=60_000)
+        await expect(boat.locator("progress")).to_be_hidden()
         await expect_images_loaded(boat.locator("img"), 1)
         overflow = await phone_page.evaluate(
             "() => document.documentElement.scrollWidth - window.innerWidth"
