@@ -216,6 +216,24 @@ async def test_a_retried_job_is_left_to_its_own_gateway_for_the_grace_time(db: D
         ]
 
 
+async def test_a_confirm_recorded_after_the_job_finished_leaves_what_its_caller_saw(
+    db: Database,
+) -> None:
+    owner = await new_user(db)
+    job_id = await new_job(db, owner)
+    async with db.session() as session:
+        await jobs.begin_attempt(session, job_id)
+        await jobs.mark_running(session, job_id, "p1", "created")
+        assert await jobs.mark_failed(session, job_id, "bad")
+        finished = await jobs.get(session, job_id, owner)
+        await jobs.mark_enqueued(session, [job_id], "confirmed late")
+        later = await jobs.get(session, job_id, owner)
+    assert finished is not None
+    assert later is not None
+    assert later.job.enqueued_at is not None
+    assert later.job.updated_at == finished.job.updated_at == finished.job.finished_at
+
+
 async def test_a_swept_job_is_published_in_the_trace_it_was_created_in(db: Database) -> None:
     """The sweep publishes long after the request: the job's stored context goes into the
     generate message's options, for the worker to continue the job's one trace."""

@@ -706,7 +706,11 @@ _CLAIM_AGED = _statement(
 _MARK_ENQUEUED = _statement(
     """
     WITH job AS (
-        UPDATE jobs SET enqueued_at = now(), updated_at = now() WHERE id = ANY(:ids)
+        UPDATE jobs SET
+            enqueued_at = now(),
+            updated_at = CASE WHEN jobs.status IN ('queued', 'running') THEN now()
+                ELSE jobs.updated_at END
+        WHERE id = ANY(:ids)
         RETURNING id
     ), event AS (
         INSERT INTO job_events (job_id, kind, detail) SELECT id, 'enqueued', :detail FROM job
@@ -760,7 +764,9 @@ async def claim_aged(session: AsyncSession, aged_after: timedelta, limit: int) -
 
 
 async def mark_enqueued(session: AsyncSession, job_ids: Sequence[uuid.UUID], detail: str) -> None:
-    """RabbitMQ confirmed the jobs' messages (restarts their stale clock too)."""
+    """RabbitMQ confirmed the jobs' messages (restarts their stale clock too). A job can finish
+    before its confirm is recorded (a worker is that fast): its updated_at then stays what its
+    caller saw, the time it finished."""
     await session.execute(_MARK_ENQUEUED, {"ids": list(job_ids), "detail": detail})
 
 
