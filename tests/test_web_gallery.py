@@ -73,6 +73,7 @@ async def test_sign_in_submit_and_watch_the_card_go_live_to_its_images(
         await page.get_by_role("button", name="Sign in").click()
         await expect(page.get_by_role("alert")).to_have_text("Incorrect username or password")
         await sign_in(page, gateway.base_url)
+        await expect(page.get_by_label("Prompt")).to_be_focused()  # ready to type
         await expect(page.get_by_role("status")).to_have_text(re.compile("No jobs yet"))
 
         # The API's 422 details, each by its field.

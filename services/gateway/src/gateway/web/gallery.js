@@ -40,6 +40,7 @@ function showView() {
   gallery.replaceChildren();
   if (signedIn) {
     $("signin-message").textContent = "";
+    $("prompt").focus();
     loadFirstPage();
   } else {
     forgetMedia();
@@ -60,7 +61,7 @@ $("generate-form").addEventListener("submit", (event) => {
       await loadFirstPage();
     }
     const job = { id: accepted.job_id, status: accepted.status, prompt: request.prompt.trim(), media: [] };
-    showJob(job, { prepend: true });
+    addCard(job, { prepend: true });
     live.follow(job.id, { first: true });
     announce("Job queued.");
     form.elements.prompt.value = "";
@@ -81,16 +82,18 @@ function generateRequest(data) {
 
 // --- the gallery --------------------------------------------------------------------------
 
-// Show `job` on its card, making the card if it is new (appended, or first when `prepend`).
-function showJob(job, { prepend = false } = {}) {
-  let card = cards.get(job.id);
-  if (!card) {
-    if (!job.prompt) return; // a logs update for a card no longer shown
-    card = newCard(job);
-    cards.set(job.id, card);
-    if (prepend) gallery.prepend(card);
-    else gallery.append(card);
-  }
+// Show `job` on its card. Updates (from streams, buttons, the detail view) change a card on
+// the screen only; a card is made for a job of the list (appended) or a new one (first).
+function showJob(job) {
+  const card = cards.get(job.id);
+  if (card) updateCard(card, session, job);
+}
+
+function addCard(job, { prepend = false } = {}) {
+  const card = cards.get(job.id) || newCard(job);
+  cards.set(job.id, card);
+  if (prepend) gallery.prepend(card);
+  else if (!card.isConnected) gallery.append(card);
   updateCard(card, session, job);
 }
 
@@ -114,7 +117,7 @@ async function loadMore() {
     const page = await session.call("GET", `/jobs?${query}`);
     if (state !== next) return; // the filter changed meanwhile
     for (const job of page.items) {
-      showJob(job);
+      addCard(job);
       if (UNFINISHED.has(job.status)) live.follow(job.id);
     }
     state.cursor = page.next_cursor;

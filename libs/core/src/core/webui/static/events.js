@@ -23,6 +23,11 @@ export async function followEvents(session, path, { onEvent, signal, lastEventId
       continue;
     }
     if (response.status === 204) return;
+    if (response.status >= 500) {
+      // The service is unwell (a database outage is a 503): try again, like a dropped stream.
+      await pause(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)], signal);
+      continue;
+    }
     if (!response.ok) throw new Error(`event stream answered ${response.status}`);
     try {
       for await (const event of parse(response.body)) {
