@@ -11,11 +11,13 @@ from urllib.parse import urljoin
 import httpx
 import pytest
 from fastapi import FastAPI
+from playwright.async_api import Page
 
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from pet_api.app import create_app as create_pet_api
 from pet_api.settings import PetApiSettings
+from testkit.browser import accessibility_problems
 
 ASSET = re.compile(r'(?:src|href)="(/ui/[^"]+)"')
 IMPORT = re.compile(r'(?:from|import)\s+"([^"]+\.js)"')
@@ -83,3 +85,14 @@ async def test_with_media_redirected_to_s3_the_gallery_may_fetch_from_there() ->
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         policy = (await http.get("/")).headers["content-security-policy"]
     assert "connect-src 'self' http://localhost:9000;" in policy
+
+
+async def test_the_accessibility_check_can_fail(page: Page) -> None:
+    """The browser tests' assert_accessible is only as good as this: a page with an unlabelled
+    input, a nameless button and faint text is caught, rule by rule."""
+    await page.set_content(
+        '<html lang="en"><head><title>bad</title></head><body><main><input>'
+        '<p style="color:#ccc;background:#fff">faint</p><button></button></main></body></html>'
+    )
+    found = {line.split(" ")[0] for line in await accessibility_problems(page)}
+    assert {"label", "button-name", "color-contrast"} <= found

@@ -15,7 +15,7 @@ from playwright.async_api import Locator, Page, Route, expect
 
 from core.db import Database
 from core.users import ensure_user, get_user_by_username
-from testkit.browser import PHONE, screenshot
+from testkit.browser import PHONE, assert_accessible, screenshot
 
 from .conftest import JWT_SECRET, Starter, mock_call  # type: ignore[import-not-found]
 
@@ -68,6 +68,8 @@ async def test_sign_in_submit_and_watch_the_card_go_live_to_its_images(
     await new_user(db)
     with start_gateway() as gateway, start_worker():
         await page.goto(gateway.base_url + "/")
+        await expect(page.get_by_label("Username")).to_be_visible()
+        await assert_accessible(page)
         await page.get_by_label("Username").fill("eve")
         await page.get_by_label("Password").fill("not-her-password")
         await page.get_by_role("button", name="Sign in").click()
@@ -82,6 +84,7 @@ async def test_sign_in_submit_and_watch_the_card_go_live_to_its_images(
         await expect(page.locator("#prompt-error")).to_contain_text("at least 1 character")
         await expect(page.locator("#seed-error")).to_contain_text("greater than or equal to 0")
         await expect(page.get_by_label("Prompt")).to_have_attribute("aria-invalid", "true")
+        await assert_accessible(page)  # the form with its error messages
 
         # The button stays disabled while the request is in flight.
         release = asyncio.Event()
@@ -126,6 +129,7 @@ async def test_sign_in_submit_and_watch_the_card_go_live_to_its_images(
         await expect(history.filter(has_text="queued → running")).to_have_count(1)
         await expect(history.filter(has_text="running → succeeded")).to_have_count(1)
         await screenshot(page, "detail")
+        await assert_accessible(page)
         await page.keyboard.press("Escape")
         await expect(dialog).to_be_hidden()
 
@@ -158,6 +162,7 @@ async def test_cancel_a_queued_job_then_retry_a_failed_one(
             await expect(lucky.locator(".badge")).to_have_text("failed", timeout=60_000)
             await expect(lucky.locator(".error-text")).to_contain_text("injected fault")
             await screenshot(page, "failed")
+            await assert_accessible(page)  # cards of every kind: failed, canceled
             await lucky.get_by_role("button", name=re.compile("^Retry")).click()
             await expect(lucky.locator(".badge")).to_have_text("succeeded", timeout=60_000)
             await expect(lucky.locator(".error-text")).to_be_hidden()
@@ -241,3 +246,4 @@ async def test_on_a_phone_the_card_shows_progress_and_the_page_fits_the_screen(
         )
         assert overflow <= 0, f"the page is {overflow}px wider than a {PHONE['width']}px screen"
         await screenshot(phone_page, "gallery-phone")
+        await assert_accessible(phone_page)

@@ -17,7 +17,7 @@ from core.db import Database
 from core.models import Pet, User
 from core.schemas.pets import PET_NAME_MAX, PetType
 from pet_api.settings import PetApiSettings
-from testkit.browser import screenshot
+from testkit.browser import assert_accessible, screenshot
 
 from .conftest import Account, serve_http  # type: ignore[import-not-found]
 
@@ -98,6 +98,7 @@ async def test_a_visitor_sees_the_list_but_cannot_change_it(
     await expect(page.get_by_label("Filter by type").locator("option")).to_have_text(
         ["All types", *(t.value.capitalize() for t in PetType)]
     )
+    await assert_accessible(page)
 
 
 async def test_signing_in_and_out(site: str, account: Account, page: Page) -> None:
@@ -153,6 +154,7 @@ async def test_adding_editing_and_deleting_a_pet(
     await expect(name).to_have_accessible_description(re.compile("must not be blank"))
     await expect(name).to_have_attribute("aria-invalid", "true")
     await expect(name).to_be_focused()
+    await assert_accessible(page)  # signed in, with a field in error
 
     await name.fill("Biscuit")
     await add.get_by_role("button", name="Add pet").click()
@@ -171,6 +173,10 @@ async def test_adding_editing_and_deleting_a_pet(
     await expect(dialog.get_by_label("Type")).to_have_value("cat")
     await dialog.get_by_label("Name").fill("")
     await dialog.get_by_role("button", name="Save").click()
+    await expect(dialog.get_by_label("Name")).to_have_accessible_description(
+        re.compile("at least 1 character")
+    )
+    await assert_accessible(page)  # the edit dialog, with its error
     await expect(dialog.get_by_label("Name")).to_have_accessible_description(
         re.compile("at least 1 character")
     )

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, Page, async_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -85,3 +86,29 @@ async def screenshot(page: Page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=path)
     return path
+
+
+# WCAG 2.x levels A and AA: labels, names, contrast, landmarks, ARIA use.
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+async def accessibility_problems(page: Page) -> list[str]:
+    """What axe-core (the engine behind Lighthouse's audit) finds wrong with the page as it is
+    now, against WCAG A and AA: one line per rule, with the elements it names."""
+    results = await Axe().run(
+        page, options={"runOnly": {"type": "tag", "values": WCAG_AA}, "resultTypes": ["violations"]}
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(" ".join(node["target"]) for node in v["nodes"][:5])
+        for v in results.response["violations"]
+    ]
+
+
+async def assert_accessible(page: Page) -> None:
+    """No WCAG A/AA problem axe-core can find, in the light and in the dark colour scheme."""
+    found = {}
+    for scheme in ("dark", "light"):
+        await page.emulate_media(color_scheme=scheme)
+        found[scheme] = await accessibility_problems(page)
+    assert found == {"dark": [], "light": []}, found
