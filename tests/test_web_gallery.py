@@ -94,12 +94,12 @@ async def test_sign_in_submit_and_watch_the_card_go_live_to_its_images(
             await route.continue_()
 
         await page.route("**/generate", held)
-        await page.get_by_label("Prompt").fill("a lighthouse at dusk, oil on canvas")
         await page.get_by_label("Seed").fill("42")
         await page.get_by_label("Images").select_option("2")
         await page.get_by_label("Format").select_option("png")
         await page.get_by_label("Priority").select_option("high")
-        await page.get_by_role("button", name="Generate").click()
+        await page.get_by_label("Prompt").fill("a lighthouse at dusk, oil on canvas")
+        await page.get_by_label("Prompt").press("Control+Enter")  # submits from the keyboard
         await expect(page.get_by_role("button", name="Generate")).to_be_disabled()
         await expect(page.locator("#seed-error")).to_be_empty()
         release.set()
@@ -132,6 +132,8 @@ async def test_sign_in_submit_and_watch_the_card_go_live_to_its_images(
         await assert_accessible(page)
         await page.keyboard.press("Escape")
         await expect(dialog).to_be_hidden()
+        # The keyboard is back where it was: on the card's Details button.
+        await expect(job.get_by_role("button", name=re.compile("^Details"))).to_be_focused()
 
         # Sign out: the sign-in form again, and the images are gone with the session.
         await page.get_by_role("button", name="Sign out").click()

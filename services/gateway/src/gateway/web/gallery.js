@@ -68,6 +68,14 @@ $("generate-form").addEventListener("submit", (event) => {
   });
 });
 
+// Ctrl+Enter (or Cmd+Enter) in the prompt submits: Enter alone is a line break there.
+$("prompt").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    $("generate-form").requestSubmit();
+  }
+});
+
 function generateRequest(data) {
   const params = {
     aspect_ratio: data.get("aspect_ratio"),
