@@ -247,5 +247,6 @@ async def test_on_a_phone_the_card_shows_progress_and_the_page_fits_the_screen(
             "() => document.documentElement.scrollWidth - window.innerWidth"
         )
         assert overflow <= 0, f"the page is {overflow}px wider than a {PHONE['width']}px screen"
+        await boat.scroll_into_view_if_needed()
         await screenshot(phone_page, "gallery-phone")
         await assert_accessible(phone_page)
