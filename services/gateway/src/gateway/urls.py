@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import Request
 
-
-def status_url(request: Request, job_id: uuid.UUID) -> str:
-    return status_url_on(str(request.base_url), job_id)
-
-
-def status_url_on(base_url: str, job_id: uuid.UUID) -> str:
+def status_url(base_url: str, job_id: uuid.UUID) -> str:
     """`base_url` ends in a slash, like a request's `base_url`."""
     return f"{base_url}status/{job_id}"
 

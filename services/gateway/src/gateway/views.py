@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from core import jobs
 from core.schemas.generation import JobPublic, JobStatus, JobSummary, MediaPublic
-from gateway.urls import media_url, status_url_on
+from gateway.urls import media_url, status_url
 
 
 def media_public(base_url: str, job: jobs.JobRow, media: list[jobs.MediaFile]) -> list[MediaPublic]:
@@ -62,7 +62,7 @@ def job_summary(base_url: str, job: jobs.JobRow, media: list[jobs.MediaFile]) ->
         attempts=job.attempts,
         created_at=job.created_at,
         finished_at=job.finished_at,
-        status_url=status_url_on(base_url, job.id),
+        status_url=status_url(base_url, job.id),
         priority=job.priority,
         last_error=job.last_error,
         media=media_public(base_url, job, media),

@@ -198,7 +198,7 @@ async def generate(
                 detail="Idempotency-Key was already used with a different request body",
             ) from None
         # The job is committed: from here on a 202 is a promise, kept by the outbox relay.
-        url = status_url(request, accepted.job_id)
+        url = status_url(str(request.base_url), accepted.job_id)
         headers = {"Location": url}
         if accepted.created:
             gateway.relay.accepted(accepted.job_id, job.priority, job.trace_parent)
