@@ -40,7 +40,7 @@ async def sign_in(page: Page, base_url: str, username: str = "eve") -> None:
     await expect(page.get_by_text(f"Signed in as {username}")).to_be_visible()
 
 
-def api(base_url: str, username: str = "eve") -> httpx.AsyncClient:
+def api(base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=base_url, timeout=10)
 
 

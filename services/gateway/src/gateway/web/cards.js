@@ -2,7 +2,7 @@
 // changes (so focus and images stay put while it goes live).
 
 import { mediaImage } from "./media.js";
-import { canCancel, canRetry, stateText } from "./jobview.js";
+import { canCancel, canRetry, mediaKey, stateText } from "./jobview.js";
 
 const template = document.getElementById("card-template");
 
@@ -42,7 +42,7 @@ export function updateCard(card, session, job) {
   card.querySelector('[data-action="retry"]').hidden = !canRetry(merged);
 
   const media = merged.media || [];
-  const key = media.map((m) => `${m.url}:${m.expired}`).join(" ");
+  const key = mediaKey(media);
   if (key !== shownMedia) {
     card.dataset.media = key;
     const thumbs = card.querySelector(".thumbs");

@@ -5,7 +5,7 @@
 
 import { followEvents } from "/ui/core/events.js";
 import { downloadLink, mediaImage } from "./media.js";
-import { seconds, stateText, when } from "./jobview.js";
+import { mediaKey, seconds, stateText, when } from "./jobview.js";
 
 const dialog = document.getElementById("detail");
 const title = document.getElementById("detail-title");
@@ -48,9 +48,9 @@ export function showDetail(session, job, onJob) {
 }
 
 function render(session, parts, job) {
-  const mediaChanged = !parts.job || JSON.stringify(parts.job.media) !== JSON.stringify(job.media);
+  const mediaChanged = !parts.job || mediaKey(parts.job.media) !== mediaKey(job.media);
   parts.job = job;
-  if (mediaChanged || !parts.figures) {
+  if (mediaChanged) {
     parts.figures = element("div", { className: "figures" });
     for (const media of job.media) {
       const figure = element("figure");

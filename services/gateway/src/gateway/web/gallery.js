@@ -1,6 +1,8 @@
 // The media gallery: sign in, submit prompts, watch each job go live, browse the results.
 
-import { ApiError, Session, SessionExpired, bindSignInForm } from "/ui/core/session.js";
+import {
+  ApiError, Session, SessionExpired, UNREACHABLE_MESSAGE, bindSignInForm,
+} from "/ui/core/session.js";
 import { submitting } from "/ui/core/forms.js";
 import { newCard, updateCard } from "./cards.js";
 import { showDetail } from "./detail.js";
@@ -17,7 +19,9 @@ const $ = (id) => document.getElementById(id);
 const gallery = $("gallery");
 const announce = (text) => { $("gallery-status").textContent = text; };
 
-let next = { cursor: null, more: false, loading: false, generation: 0 };
+// The gallery's paging: a new object for each first page, so that an answer to a request made
+// for an earlier one (another filter, or before signing out) is recognised and dropped.
+let next = { cursor: null, more: false, loading: false };
 
 // --- signing in and out -------------------------------------------------------------------
 
@@ -35,14 +39,12 @@ function showView() {
   $("sign-out").hidden = !signedIn;
   $("who").hidden = !signedIn;
   $("who").textContent = signedIn ? `Signed in as ${session.username}` : "";
-  live.stopAll();
-  cards.clear();
-  gallery.replaceChildren();
   if (signedIn) {
     $("signin-message").textContent = "";
     $("prompt").focus();
     loadFirstPage();
   } else {
+    resetGallery({ more: false });
     forgetMedia();
     $("signin-username").focus();
   }
@@ -105,11 +107,15 @@ function addCard(job, { prepend = false } = {}) {
   updateCard(card, session, job);
 }
 
-async function loadFirstPage() {
-  next = { cursor: null, more: true, loading: false, generation: next.generation + 1 };
+function resetGallery({ more }) {
+  next = { cursor: null, more, loading: false };
   live.stopAll();
   cards.clear();
   gallery.replaceChildren();
+}
+
+async function loadFirstPage() {
+  resetGallery({ more: true });
   await loadMore();
 }
 
@@ -123,7 +129,7 @@ async function loadMore() {
   if ($("status-filter").value) query.set("status", $("status-filter").value);
   try {
     const page = await session.call("GET", `/jobs?${query}`);
-    if (state !== next) return; // the filter changed meanwhile
+    if (state !== next) return; // for a first page since replaced
     for (const job of page.items) {
       addCard(job);
       if (UNFINISHED.has(job.status)) live.follow(job.id);
@@ -172,7 +178,7 @@ gallery.addEventListener("click", async (event) => {
     announce(button.dataset.action === "retry" ? "Job queued again." : "Job canceled.");
   } catch (error) {
     if (error instanceof ApiError) announce(error.message);
-    else if (!(error instanceof SessionExpired)) announce("The server cannot be reached; try again.");
+    else if (!(error instanceof SessionExpired)) announce(UNREACHABLE_MESSAGE);
   } finally {
     button.disabled = false;
   }

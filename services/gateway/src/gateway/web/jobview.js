@@ -28,6 +28,11 @@ export function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "";
 }
 
+// What a job's files are, as one comparable string: their URLs and whether they expired.
+export function mediaKey(media) {
+  return (media || []).map((m) => `${m.url}:${m.expired}`).join(" ");
+}
+
 export function canCancel(job) {
   return UNFINISHED.has(job.status);
 }

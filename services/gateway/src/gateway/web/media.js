@@ -19,12 +19,10 @@ export function blobUrl(session, url) {
 
 // An <img> showing `media` (a MediaPublic), or a sentence saying why it cannot.
 export function mediaImage(session, media, alt) {
+  if (media.expired) return note("This file expired and was deleted.");
   const img = document.createElement("img");
   img.alt = alt;
   img.decoding = "async";
-  if (media.expired) {
-    return note("This file expired and was deleted.");
-  }
   blobUrl(session, media.url).then(
     (src) => { img.src = src; },
     (error) => {

@@ -11,7 +11,9 @@ const RETRY_MS = [500, 1000, 2000, 5000];
 // whole history first).
 export async function followEvents(session, path, { onEvent, signal, lastEventId = null }) {
   let last = lastEventId;
-  for (let failures = 0; !signal?.aborted; ) {
+  let failures = 0;
+  const backoff = () => pause(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)], signal);
+  while (!signal?.aborted) {
     const headers = { Accept: "text/event-stream" };
     if (last !== null) headers["Last-Event-ID"] = last;
     let response;
@@ -19,13 +21,13 @@ export async function followEvents(session, path, { onEvent, signal, lastEventId
       response = await session.fetch(path, { headers, signal });
     } catch (error) {
       if (error instanceof SessionExpired || signal?.aborted) return;
-      await pause(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)], signal);
+      await backoff();
       continue;
     }
     if (response.status === 204) return;
     if (response.status >= 500) {
       // The service is unwell (a database outage is a 503): try again, like a dropped stream.
-      await pause(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)], signal);
+      await backoff();
       continue;
     }
     if (!response.ok) throw new Error(`event stream answered ${response.status}`);
@@ -38,7 +40,7 @@ export async function followEvents(session, path, { onEvent, signal, lastEventId
       return; // the server ended the stream: the job finished (or the gateway is stopping)
     } catch (error) {
       if (signal?.aborted) return;
-      await pause(RETRY_MS[Math.min(failures++, RETRY_MS.length - 1)], signal);
+      await backoff();
     }
   }
 }

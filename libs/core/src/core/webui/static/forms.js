@@ -3,7 +3,7 @@
 // message goes in the element its aria-describedby names first, with class field-error.
 // Errors no field claims go to the form's .form-error.
 
-import { ApiError, SessionExpired } from "./session.js";
+import { ApiError, SessionExpired, UNREACHABLE_MESSAGE } from "./session.js";
 
 export function clearErrors(form) {
   for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
@@ -25,7 +25,7 @@ export function showError(form, error) {
   const general = form.querySelector(".form-error");
   if (error instanceof SessionExpired) return;
   if (!(error instanceof ApiError)) {
-    general.textContent = "The server cannot be reached; try again.";
+    general.textContent = UNREACHABLE_MESSAGE;
     return;
   }
   const unclaimed = [];

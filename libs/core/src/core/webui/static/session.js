@@ -19,6 +19,7 @@ export class ApiError extends Error {
 export class SessionExpired extends Error {}
 
 export const EXPIRED_MESSAGE = "Your session has expired. Sign in again to go on.";
+export const UNREACHABLE_MESSAGE = "The server cannot be reached; try again.";
 
 export class Session extends EventTarget {
   constructor(storageKey) {
@@ -106,7 +107,7 @@ export function bindSignInForm(form, session) {
       await session.signIn(String(data.get("username")), String(data.get("password")));
       form.reset();
     } catch (exc) {
-      if (!(exc instanceof ApiError)) error.textContent = "The server cannot be reached; try again.";
+      if (!(exc instanceof ApiError)) error.textContent = UNREACHABLE_MESSAGE;
       else if (exc.status === 422) error.textContent = "Enter your username and password.";
       else error.textContent = exc.message;
       form.querySelector("input[name=password]").focus();
