@@ -8,6 +8,7 @@ pass by accident; `screenshot(page, name)` saves the view under WEB_SCREENSHOTS_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -48,6 +49,7 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
             await browser.close()
 
 
+@contextlib.asynccontextmanager
 async def open_page(browser: Browser, viewport: dict[str, int] = DESKTOP) -> AsyncIterator[Page]:
     """A fresh page (its own storage) that records script and console errors, and fails the
     test at the end if there were any."""
@@ -71,13 +73,13 @@ async def open_page(browser: Browser, viewport: dict[str, int] = DESKTOP) -> Asy
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    async for page in open_page(browser):
+    async with open_page(browser) as page:
         yield page
 
 
 @pytest.fixture
 async def phone_page(browser: Browser) -> AsyncIterator[Page]:
-    async for page in open_page(browser, PHONE):
+    async with open_page(browser, PHONE) as page:
         yield page
 
 
